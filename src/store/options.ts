@@ -1,0 +1,132 @@
+/**
+ * How to reach Redis: one of three topologies, with optional TLS and ACL credentials.
+ * The service builds these from environment variables (src/config.ts); library users may
+ * build them directly or from a URL with `parseRedisUrl`.
+ */
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * TLS material as PEM text (the file contents, not paths). Certificates are always verified
+ * against `ca` (or the system's CAs when `ca` is absent); there is no option to turn that off.
+ */
+export interface RedisTlsOptions {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface RedisCommonOptions {
+  /** ACL user name; absent means the `default` user. */
+  readonly username?: string;
+  readonly password?: string;
+  /** `true` for TLS with the system's CAs, an object for your own CA and client certificate. */
+  readonly tls?: boolean | RedisTlsOptions;
+  /** How long one command may take before it fails with `StoreUnavailableError`. Default 500 ms. */
+  readonly commandTimeoutMs?: number;
+  /** How long one TCP/TLS connection attempt may take. Default 2000 ms. */
+  readonly connectTimeoutMs?: number;
+  /** Upper bound of the reconnect backoff (exponential from 50 ms, with jitter). Default 2000 ms. */
+  readonly reconnectMaxDelayMs?: number;
+}
+
+export interface StandaloneOptions extends RedisCommonOptions {
+  readonly topology: 'standalone';
+  readonly host: string;
+  readonly port: number;
+  readonly db?: number;
+}
+
+export interface SentinelOptions extends RedisCommonOptions {
+  readonly topology: 'sentinel';
+  readonly sentinels: readonly HostPort[];
+  /** The name the Sentinels monitor the primary under (`sentinel monitor <name> ...`). */
+  readonly name: string;
+  readonly db?: number;
+  /** Credentials of the Sentinels themselves, when they require them. */
+  readonly sentinelUsername?: string;
+  readonly sentinelPassword?: string;
+  /** How often to ask the Sentinels for the current primary, in case a notification is missed. Default 2000 ms. */
+  readonly sentinelScanIntervalMs?: number;
+}
+
+export interface ClusterOptions extends RedisCommonOptions {
+  readonly topology: 'cluster';
+  /** Some of the cluster's nodes (three is plenty); the rest are discovered. */
+  readonly nodes: readonly HostPort[];
+}
+
+export type RedisConnectionOptions = StandaloneOptions | SentinelOptions | ClusterOptions;
+
+export type RedisTopology = RedisConnectionOptions['topology'];
+
+/**
+ * Parses `redis://[user[:password]@]host[:port][/db]` or `rediss://...` into standalone options.
+ * Throws a `TypeError` that never contains the password.
+ */
+export function parseRedisUrl(url: string): StandaloneOptions {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError('not a URL: expected redis://[user[:password]@]host[:port][/db] or rediss://...');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new TypeError(`scheme ${parsed.protocol} is not redis: or rediss:`);
+  }
+  if (parsed.hostname === '') throw new TypeError('the URL has no host');
+  if (parsed.search !== '' || parsed.hash !== '') {
+    throw new TypeError('query strings and fragments are not supported in the Redis URL');
+  }
+  const port = parsed.port === '' ? 6379 : Number(parsed.port);
+  const dbText = parsed.pathname.replace(/^\//, '');
+  const db = dbText === '' ? undefined : parseDb(dbText);
+  if (db === null) throw new TypeError(`database "${dbText}" is not an integer from 0 to 15`);
+  // URL keeps IPv6 hosts in brackets; node's net.connect wants them bare.
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  return {
+    topology: 'standalone',
+    host,
+    port,
+    ...(db === undefined ? {} : { db }),
+    ...(parsed.username === '' ? {} : { username: decodeURIComponent(parsed.username) }),
+    ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
+    ...(parsed.protocol === 'rediss:' ? { tls: true } : {}),
+  };
+}
+
+/** A Redis logical database number (0-15 on a default server), or `null` when it is not one. */
+export function parseDb(text: string): number | null {
+  if (!/^\d{1,2}$/.test(text)) return null;
+  const db = Number(text);
+  return db <= 15 ? db : null;
+}
+
+/** `host:port` (IPv6 as `[::1]:6379`), or `null` when the text is not one. */
+export function parseHostPort(text: string): HostPort | null {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  if (!match) return null;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host: match[1] ?? match[2] ?? '', port };
+}
+
+/** True for hosts that never leave the machine; used by the production guard against plaintext Redis. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Every host the options name, for guards and for log lines (never with credentials). */
+export function redisHosts(options: RedisConnectionOptions): readonly HostPort[] {
+  switch (options.topology) {
+    case 'standalone':
+      return [{ host: options.host, port: options.port }];
+    case 'sentinel':
+      return options.sentinels;
+    case 'cluster':
+      return options.nodes;
+  }
+}

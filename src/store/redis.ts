@@ -1,0 +1,478 @@
+/**
+ * RedisStore: the store contract on Redis standalone, Sentinel or Cluster through node-redis.
+ *
+ * Fail fast (see shared/REDIS-NOTES.md): the offline queue is off, every command has a timeout
+ * (default 500 ms), and reconnects back off exponentially from 50 ms up to a cap, with jitter so
+ * a fleet of instances does not reconnect in lockstep. The first connection is started in the
+ * constructor and never awaited on a request path: while Redis is away every operation fails at
+ * once with StoreUnavailableError, and resumes by itself when Redis returns.
+ */
+import { isIP } from 'node:net';
+
+import { createClient, createCluster, createSentinel, ErrorReply } from 'redis';
+
+import {
+  GatehouseError,
+  StoreCommandError,
+  StorePermissionError,
+  StoreUnavailableError,
+} from '../errors.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { KeySpace } from './keys.js';
+import type { ClusterOptions, RedisConnectionOptions, SentinelOptions, StandaloneOptions } from './options.js';
+import { defineScript, type LuaScript } from './script.js';
+import {
+  assertTtlMs,
+  type ProbeResult,
+  type ServerInfo,
+  type Store,
+  type StoreHealth,
+  type StoreNodeHealth,
+} from './store.js';
+
+export interface RedisStoreOptions {
+  readonly connection: RedisConnectionOptions;
+  readonly keyPrefix?: string;
+  readonly logger?: Logger;
+}
+
+export const DEFAULT_COMMAND_TIMEOUT_MS = 500;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
+export const DEFAULT_RECONNECT_MAX_DELAY_MS = 2000;
+export const DEFAULT_SENTINEL_SCAN_INTERVAL_MS = 2000;
+const RECONNECT_BASE_DELAY_MS = 50;
+/**
+ * Calls still waiting on Redis after their deadline. Past this many, new calls are refused at
+ * once without being sent, so a stalled server cannot make the process queue without bound.
+ */
+export const MAX_OVERDUE_CALLS = 200;
+
+/** Exponential backoff from 50 ms, capped, with "equal jitter" (half fixed, half random). */
+export function reconnectDelayMs(retries: number, maxDelayMs: number): number {
+  const ceiling = Math.min(maxDelayMs, RECONNECT_BASE_DELAY_MS * 2 ** Math.min(retries, 16));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+const UNAVAILABLE_REPLIES = ['LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'READONLY', 'OOM', 'MISCONF'];
+
+/**
+ * Maps anything node-redis throws to the catalogue. Permission problems are recognised in both
+ * shapes Redis uses: `NOPERM` for commands and "can't access" for a key inside a Lua script; an
+ * authentication failure is a permission problem too. Everything that is not a reply from the
+ * server (timeouts, closed or offline sockets, unreachable nodes) means Redis is not answering.
+ */
+export function toStoreError(error: unknown): GatehouseError {
+  if (error instanceof GatehouseError) return error;
+  if (error instanceof ErrorReply) {
+    const message = error.message;
+    if (/^(NOPERM|NOAUTH|WRONGPASS)\b/.test(message) || /can't access/i.test(message)) {
+      return new StorePermissionError(`Redis refused the ACL user: ${message}`, { cause: error });
+    }
+    const word = /^[A-Z]+/.exec(message)?.[0] ?? '';
+    if (UNAVAILABLE_REPLIES.includes(word)) {
+      return new StoreUnavailableError(`Redis is not accepting commands: ${message}`, { cause: error });
+    }
+    return new StoreCommandError(`Redis refused a command: ${message}`, { cause: error });
+  }
+  const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new StoreUnavailableError(`Redis is not answering (${reason})`, { cause: error });
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof ErrorReply && error.message.startsWith('NOSCRIPT');
+}
+
+/** A primary the health check can talk to. */
+interface NodeHandle {
+  readonly address: string;
+  ping(): Promise<unknown>;
+  info(): Promise<string>;
+}
+
+/** What RedisStore needs from each topology's node-redis client. */
+interface Driver {
+  connect(): Promise<unknown>;
+  isReady(): boolean;
+  evalSha(sha1: string, keys: string[], args: string[]): Promise<unknown>;
+  eval(source: string, keys: string[], args: string[]): Promise<unknown>;
+  primaries(): Promise<NodeHandle[]>;
+  close(): Promise<void>;
+  destroy(): void;
+}
+
+interface DriverEvents {
+  onError(error: unknown): void;
+  onReady(): void;
+}
+
+/** Socket options for one connection; a fresh object each time (node-redis writes into it). */
+function socketOptions(options: RedisConnectionOptions, host?: string, port?: number) {
+  const maxDelay = options.reconnectMaxDelayMs ?? DEFAULT_RECONNECT_MAX_DELAY_MS;
+  const common = {
+    ...(host === undefined ? {} : { host }),
+    ...(port === undefined ? {} : { port }),
+    connectTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    reconnectStrategy: (retries: number) => reconnectDelayMs(retries, maxDelay),
+  };
+  if (options.tls === undefined || options.tls === false) return common;
+  const material = options.tls === true ? {} : options.tls;
+  return {
+    ...common,
+    tls: true as const,
+    // Verification is always on; SNI only for names (an IP address is not a valid servername).
+    rejectUnauthorized: true,
+    ...(host !== undefined && isIP(host) === 0 ? { servername: host } : {}),
+    ...(material.ca === undefined ? {} : { ca: material.ca }),
+    ...(material.cert === undefined ? {} : { cert: material.cert }),
+    ...(material.key === undefined ? {} : { key: material.key }),
+  };
+}
+
+function credentials(username: string | undefined, password: string | undefined) {
+  return {
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
+  };
+}
+
+function commandOptions(options: RedisConnectionOptions) {
+  return { timeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS };
+}
+
+function standaloneDriver(options: StandaloneOptions, events: DriverEvents): Driver {
+  const client = createClient({
+    socket: socketOptions(options, options.host, options.port),
+    ...credentials(options.username, options.password),
+    ...(options.db === undefined ? {} : { database: options.db }),
+    disableOfflineQueue: true,
+    commandOptions: commandOptions(options),
+  });
+  client.on('error', events.onError);
+  client.on('ready', events.onReady);
+  const address = `${options.host}:${String(options.port)}`;
+  return {
+    connect: () => client.connect(),
+    isReady: () => client.isReady,
+    evalSha: (sha1, keys, args) => client.evalSha(sha1, { keys, arguments: args }),
+    eval: (source, keys, args) => client.eval(source, { keys, arguments: args }),
+    primaries: () => Promise.resolve([{ address, ping: () => client.ping(), info: () => client.info() }]),
+    close: () => client.close(),
+    destroy: () => {
+      client.destroy();
+    },
+  };
+}
+
+function sentinelDriver(options: SentinelOptions, events: DriverEvents): Driver {
+  const sentinel = createSentinel({
+    name: options.name,
+    sentinelRootNodes: options.sentinels.map((node) => ({ host: node.host, port: node.port })),
+    nodeClientOptions: {
+      ...credentials(options.username, options.password),
+      ...(options.db === undefined ? {} : { database: options.db }),
+      socket: socketOptions(options),
+      disableOfflineQueue: true,
+    },
+    sentinelClientOptions: {
+      ...credentials(options.sentinelUsername, options.sentinelPassword),
+      socket: socketOptions(options),
+    },
+    scanInterval: options.sentinelScanIntervalMs ?? DEFAULT_SENTINEL_SCAN_INTERVAL_MS,
+    commandOptions: commandOptions(options),
+    passthroughClientErrorEvents: true,
+  });
+  sentinel.on('error', events.onError);
+  sentinel.on('topology-change', events.onReady);
+  return {
+    connect: () => sentinel.connect(),
+    isReady: () => sentinel.isReady,
+    evalSha: (sha1, keys, args) => sentinel.evalSha(sha1, { keys, arguments: args }),
+    eval: (source, keys, args) => sentinel.eval(source, { keys, arguments: args }),
+    primaries: () => {
+      const master = sentinel.getMasterNode();
+      const address = master ? `${master.host}:${String(master.port)}` : 'unknown';
+      return Promise.resolve([{ address, ping: () => sentinel.ping(), info: () => sentinel.info() }]);
+    },
+    close: () => sentinel.close(),
+    destroy: () => {
+      void sentinel.destroy();
+    },
+  };
+}
+
+function clusterDriver(options: ClusterOptions, events: DriverEvents): Driver {
+  const cluster = createCluster({
+    rootNodes: options.nodes.map((node) => ({ socket: socketOptions(options, node.host, node.port) })),
+    // Settings every discovered node needs go in `defaults`, or those connections hang.
+    defaults: {
+      ...credentials(options.username, options.password),
+      socket: socketOptions(options),
+      disableOfflineQueue: true,
+    },
+    commandOptions: commandOptions(options),
+  });
+  cluster.on('error', events.onError);
+  cluster.on('node-error', events.onError);
+  cluster.on('node-ready', events.onReady);
+  return {
+    connect: () => cluster.connect(),
+    isReady: () => cluster.isReady,
+    evalSha: (sha1, keys, args) => cluster.evalSha(sha1, { keys, arguments: args }),
+    eval: (source, keys, args) => cluster.eval(source, { keys, arguments: args }),
+    primaries: async () =>
+      Promise.all(
+        cluster.masters.map(async (master) => {
+          const client = await cluster.nodeClient(master);
+          return {
+            address: `${master.host}:${String(master.port)}`,
+            ping: () => client.ping(),
+            info: () => client.info(),
+          };
+        }),
+      ),
+    close: () => cluster.close(),
+    destroy: () => {
+      cluster.destroy();
+    },
+  };
+}
+
+function parseInfo(text: string): ServerInfo {
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && !line.startsWith('#')) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  const number = (name: string) => Number(fields.get(name) ?? '0') || 0;
+  return {
+    version: fields.get('redis_version') ?? 'unknown',
+    role: fields.get('role') ?? 'unknown',
+    uptimeSeconds: number('uptime_in_seconds'),
+    usedMemoryBytes: number('used_memory'),
+    maxMemoryBytes: number('maxmemory'),
+    maxMemoryPolicy: fields.get('maxmemory_policy') ?? 'unknown',
+    connectedClients: number('connected_clients'),
+    keyspaceHits: number('keyspace_hits'),
+    keyspaceMisses: number('keyspace_misses'),
+    evictedKeys: number('evicted_keys'),
+  };
+}
+
+type Deadline = <T>(call: () => Promise<T>) => Promise<T>;
+
+async function nodeHealth(node: NodeHandle, withDeadline: Deadline): Promise<StoreNodeHealth> {
+  const started = performance.now();
+  try {
+    await withDeadline(() => node.ping());
+  } catch {
+    return { address: node.address, status: 'down', latencyMs: null, info: 'unavailable' };
+  }
+  const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+  let info: StoreNodeHealth['info'];
+  try {
+    info = parseInfo(await withDeadline(() => node.info()));
+  } catch (error) {
+    info = toStoreError(error) instanceof StorePermissionError ? 'not-permitted' : 'unavailable';
+  }
+  return { address: node.address, status: 'up', latencyMs, info };
+}
+
+const PROBE_SCRIPT = defineScript('probeReadWrite', 1);
+
+export class RedisStore implements Store {
+  readonly mode: RedisConnectionOptions['topology'];
+  readonly keys: KeySpace;
+  private readonly logger: Logger;
+  private readonly driver: Driver;
+  private readonly commandTimeoutMs: number;
+  private overdueCalls = 0;
+  private readonly firstReady: Promise<void>;
+  private markFirstReady: () => void = () => undefined;
+  private connectionLost = false;
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: RedisStoreOptions) {
+    this.mode = options.connection.topology;
+    this.keys = new KeySpace(options.keyPrefix);
+    this.logger = options.logger ?? silentLogger;
+    this.commandTimeoutMs = options.connection.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.firstReady = new Promise((resolve) => {
+      this.markFirstReady = resolve;
+    });
+    const events: DriverEvents = {
+      onError: (error) => {
+        this.onConnectionError(error);
+      },
+      onReady: () => {
+        this.onConnectionReady();
+      },
+    };
+    const connection = options.connection;
+    this.driver =
+      connection.topology === 'standalone'
+        ? standaloneDriver(connection, events)
+        : connection.topology === 'sentinel'
+          ? sentinelDriver(connection, events)
+          : clusterDriver(connection, events);
+    this.startConnecting(0);
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.driver.isReady();
+  }
+
+  async waitUntilReady(timeoutMs: number): Promise<void> {
+    if (this.isReady()) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new StoreUnavailableError(`Redis did not become ready within ${String(timeoutMs)} ms`));
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([this.firstReady, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async probeReadWrite(probeId: string, value: string, ttlMs: number): Promise<ProbeResult> {
+    assertTtlMs(ttlMs);
+    const reply = await this.runScript(PROBE_SCRIPT, [this.keys.key('health', 'probe', probeId)], [value, String(ttlMs)]);
+    if (!Array.isArray(reply) || reply.length !== 3) throw unexpectedReply(PROBE_SCRIPT, reply);
+    const [readBack, seconds, micros] = reply as unknown[];
+    return {
+      value: String(readBack),
+      serverTimeMs: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000),
+    };
+  }
+
+  async health(): Promise<StoreHealth> {
+    let nodes: StoreNodeHealth[];
+    try {
+      const primaries = await this.withDeadline(() => this.driver.primaries());
+      nodes = await Promise.all(primaries.map((node) => nodeHealth(node, (call) => this.withDeadline(call))));
+    } catch {
+      nodes = [];
+    }
+    const up = nodes.filter((node) => node.status === 'up');
+    const latencies = up.map((node) => node.latencyMs ?? 0);
+    return {
+      status: up.length === 0 ? 'down' : up.length === nodes.length ? 'up' : 'degraded',
+      mode: this.mode,
+      latencyMs: latencies.length === 0 ? null : Math.max(...latencies),
+      nodes,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    if (!this.driver.isReady()) {
+      // Not connected (or reconnecting): a graceful close would wait for a connection that may never come.
+      this.driver.destroy();
+      return;
+    }
+    try {
+      await this.driver.close();
+    } catch {
+      this.driver.destroy();
+    }
+  }
+
+  /**
+   * Runs a script with EVALSHA, and with EVAL when the node does not have it cached (NOSCRIPT).
+   * The number of keys is checked so that keys never travel in ARGV, where Cluster routing and
+   * ACL key patterns could not see them.
+   */
+  protected async runScript(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+    if (keys.length !== script.numberOfKeys) {
+      throw new TypeError(`${script.name} takes ${String(script.numberOfKeys)} keys, got ${String(keys.length)}`);
+    }
+    return this.withDeadline(async () => {
+      try {
+        return await this.driver.evalSha(script.sha1, keys, args);
+      } catch (error) {
+        if (!isNoScript(error)) throw error;
+      }
+      return this.driver.eval(script.source, keys, args);
+    });
+  }
+
+  /**
+   * Runs one call against Redis with the command timeout as a hard deadline. node-redis's own
+   * timeout only covers a command still waiting to be written; once written, a stalled server
+   * would hold it forever. The deadline answers the caller on time; the command itself may still
+   * run later (it cannot be recalled), which is why locks expire and nonces stay spent.
+   */
+  private async withDeadline<T>(call: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreUnavailableError('the store is closed');
+    if (this.overdueCalls >= MAX_OVERDUE_CALLS) {
+      throw new StoreUnavailableError(
+        `Redis is stalled: ${String(this.overdueCalls)} calls are past their deadline; not sending more`,
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    let overdue = false;
+    const pending = call();
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        overdue = true;
+        this.overdueCalls++;
+        reject(new StoreUnavailableError(`Redis did not answer within ${String(this.commandTimeoutMs)} ms`));
+      }, this.commandTimeoutMs);
+    });
+    pending
+      .finally(() => {
+        clearTimeout(timer);
+        if (overdue) this.overdueCalls--;
+      })
+      .catch(() => undefined);
+    try {
+      return await Promise.race([pending, deadline]);
+    } catch (error) {
+      throw toStoreError(error);
+    }
+  }
+
+  /** Starts connecting; when a topology client gives up (cluster or sentinel discovery), tries again later. */
+  private startConnecting(attempt: number): void {
+    this.driver.connect().then(
+      () => {
+        this.onConnectionReady();
+      },
+      (error: unknown) => {
+        if (this.closed) return;
+        this.onConnectionError(error);
+        const delay = reconnectDelayMs(attempt, DEFAULT_RECONNECT_MAX_DELAY_MS);
+        this.retryTimer = setTimeout(() => {
+          this.startConnecting(attempt + 1);
+        }, delay);
+        this.retryTimer.unref();
+      },
+    );
+  }
+
+  private onConnectionReady(): void {
+    if (this.closed) return;
+    this.markFirstReady();
+    if (this.connectionLost) {
+      this.connectionLost = false;
+      this.logger.info({ mode: this.mode }, 'Redis connection restored');
+    }
+  }
+
+  /** Logs once per outage, not once per reconnect attempt. */
+  private onConnectionError(error: unknown): void {
+    if (this.closed || this.connectionLost) return;
+    this.connectionLost = true;
+    const reason = error instanceof Error ? error.message : String(error);
+    this.logger.warn({ mode: this.mode, reason }, 'Redis connection lost; commands fail fast until it returns');
+  }
+}
+
+function unexpectedReply(script: LuaScript, reply: unknown): StoreCommandError {
+  return new StoreCommandError(`${script.name} returned an unexpected reply: ${JSON.stringify(reply)}`);
+}
