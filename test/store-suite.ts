@@ -20,6 +20,7 @@ export interface StoreInspector {
 export interface StoreFixture {
   readonly store: Store;
   readonly inspector: StoreInspector;
+  /** Cleans up what setup started; the suite closes the store itself first. */
   teardown(): Promise<void>;
 }
 
@@ -38,6 +39,7 @@ export function storeSuite(name: string, setup: () => Promise<StoreFixture>): vo
       // The every-key-has-a-TTL rule, over everything the cases below wrote.
       assert.deepEqual(await fixture.inspector.keysWithoutTtl(), []);
       assert.ok((await fixture.inspector.keyCount()) > 0, 'the suite wrote keys to check');
+      await store.close();
       await fixture.teardown();
     });
 

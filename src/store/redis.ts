@@ -289,6 +289,8 @@ export class RedisStore implements Store {
   private readonly firstReady: Promise<void>;
   private markFirstReady: () => void = () => undefined;
   private connectionLost = false;
+  /** Why the last connection attempt failed, while not connected; cleared on ready. */
+  private lastConnectionError: GatehouseError | undefined;
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
@@ -433,8 +435,20 @@ export class RedisStore implements Store {
     try {
       return await Promise.race([pending, deadline]);
     } catch (error) {
-      throw toStoreError(error);
+      throw this.explain(toStoreError(error));
     }
+  }
+
+  /**
+   * While disconnected, "the client is offline" hides the real cause: a refused password or
+   * ACL user is reported as the permission problem it is (retrying will not fix it), and an
+   * outage carries the last connection error (a refused certificate, say) for the operator.
+   */
+  private explain(error: GatehouseError): GatehouseError {
+    const cause = this.lastConnectionError;
+    if (!(error instanceof StoreUnavailableError) || cause === undefined || this.driver.isReady()) return error;
+    if (cause instanceof StorePermissionError) return cause;
+    return new StoreUnavailableError(`${error.message}; last connection error: ${cause.message}`, { cause: error });
   }
 
   /** Starts connecting; when a topology client gives up (cluster or sentinel discovery), tries again later. */
@@ -456,7 +470,10 @@ export class RedisStore implements Store {
   }
 
   private onConnectionReady(): void {
-    if (this.closed) return;
+    // Node-level events (a Cluster node, a Sentinel topology change) may come before the whole
+    // client can take commands: only a client that says it is ready counts.
+    if (this.closed || !this.driver.isReady()) return;
+    this.lastConnectionError = undefined;
     this.markFirstReady();
     if (this.connectionLost) {
       this.connectionLost = false;
@@ -466,7 +483,9 @@ export class RedisStore implements Store {
 
   /** Logs once per outage, not once per reconnect attempt. */
   private onConnectionError(error: unknown): void {
-    if (this.closed || this.connectionLost) return;
+    if (this.closed) return;
+    if (!this.driver.isReady()) this.lastConnectionError = toStoreError(error);
+    if (this.connectionLost) return;
     this.connectionLost = true;
     const reason = error instanceof Error ? error.message : String(error);
     this.logger.warn({ mode: this.mode, reason }, 'Redis connection lost; commands fail fast until it returns');

@@ -1,0 +1,112 @@
+/**
+ * RedisStore as a least-privilege ACL user (the rule from src/store/acl.ts: its prefix, its
+ * commands, nothing in @dangerous): enough for every operation, and refused where it should be.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { StorePermissionError } from '../src/errors.js';
+import { aclRule } from '../src/store/acl.js';
+import { RedisStore } from '../src/store/redis.js';
+import {
+  ACL_APP,
+  redisInspector,
+  startAclServer,
+  uniquePrefix,
+  type AdminClient,
+  type Standalone,
+} from './harness/topologies.js';
+import { storeSuite } from './store-suite.js';
+
+describe('redis with a least-privilege ACL user', () => {
+  const prefix = uniquePrefix();
+  let redis: Standalone;
+  let admin: AdminClient;
+
+  before(async () => {
+    redis = await startAclServer(prefix);
+    admin = await redis.admin();
+  });
+
+  after(async () => {
+    admin.destroy();
+    await redis.destroy();
+  });
+
+  storeSuite('redis ACL user', () =>
+    Promise.resolve({
+      store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
+      inspector: redisInspector([admin], prefix),
+      teardown: () => Promise.resolve(),
+    }),
+  );
+
+  it('connects as the app user and the default user is off', async () => {
+    const whoami = await admin.sendCommand(['ACL', 'GETUSER', 'default']);
+    assert.ok(JSON.stringify(whoami).includes('off'), 'default user is off');
+    const store = new RedisStore({ connection: redis.connection, keyPrefix: prefix });
+    try {
+      await store.waitUntilReady(5000);
+      const clients = String(await admin.sendCommand(['CLIENT', 'LIST']));
+      assert.match(clients, new RegExp(`user=${ACL_APP.username}\\b`));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('denies the app user dangerous commands, other keys and other channels', async () => {
+    const dryRun = async (...command: string[]) =>
+      String(await admin.sendCommand(['ACL', 'DRYRUN', ACL_APP.username, ...command]));
+    for (const command of [['FLUSHALL'], ['CONFIG', 'GET', '*'], ['KEYS', '*'], ['DEBUG', 'SLEEP', '0'], ['INFO']]) {
+      assert.match(await dryRun(...command), /no permissions/i, `${command.join(' ')} is denied`);
+    }
+    assert.match(await dryRun('GET', 'other:key'), /no permissions/i);
+    assert.equal(await dryRun('GET', `${prefix}:health.v1:probe:x`), 'OK');
+    assert.match(await dryRun('PUBLISH', 'other-channel', 'x'), /no permissions/i);
+    assert.doesNotMatch(aclRule(prefix), /@dangerous|\+@all|allkeys|allchannels|~\*/);
+  });
+
+  it('reports INFO as not permitted in health, without failing', async () => {
+    const store = new RedisStore({ connection: redis.connection, keyPrefix: prefix });
+    try {
+      await store.waitUntilReady(5000);
+      const health = await store.health();
+      assert.equal(health.status, 'up');
+      assert.equal(health.nodes[0]?.info, 'not-permitted');
+      assert.equal(typeof health.latencyMs, 'number');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports a key outside the ACL pattern inside a script as a permission error, not an outage', async () => {
+    const store = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });
+    try {
+      await store.waitUntilReady(5000);
+      await assert.rejects(store.probeReadWrite('p', 'v', 1000), (error: unknown) => {
+        assert.ok(error instanceof StorePermissionError, String(error));
+        assert.equal(error.code, 'GH_ERR_STORE_NOT_PERMITTED');
+        return true;
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports a wrong password as a permission error, not as Redis being down', async () => {
+    const store = new RedisStore({
+      connection: { ...redis.connection, password: 'not-the-password' },
+      keyPrefix: prefix,
+    });
+    try {
+      await assert.rejects(store.waitUntilReady(500));
+      await assert.rejects(store.probeReadWrite('p', 'v', 1000), (error: unknown) => {
+        assert.ok(error instanceof StorePermissionError, String(error));
+        assert.doesNotMatch(error.message, /not-the-password/);
+        return true;
+      });
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -1,0 +1,70 @@
+/**
+ * RedisStore on a 3-primary Redis Cluster with one replica each: the store contract, every
+ * shipped Lua script run on the Cluster, and health over every primary.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { RedisStore } from '../src/store/redis.js';
+import { definedScripts, luaScriptNames } from '../src/store/script.js';
+import { adminClient, redisInspector, startCluster, uniquePrefix, type AdminClient, type Cluster } from './harness/topologies.js';
+import { storeSuite } from './store-suite.js';
+
+describe('redis cluster', () => {
+  let cluster: Cluster;
+  let admins: AdminClient[];
+
+  before(async () => {
+    cluster = await startCluster();
+    admins = await Promise.all((await cluster.primaryPorts()).map((port) => adminClient(port)));
+  });
+
+  after(async () => {
+    for (const admin of admins) admin.destroy();
+    await cluster.destroy();
+  });
+
+  storeSuite('redis cluster', () => {
+    const prefix = uniquePrefix();
+    return Promise.resolve({
+      store: new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
+      inspector: redisInspector(admins, prefix),
+      teardown: () => Promise.resolve(),
+    });
+  });
+
+  it('spreads keys over the primaries and runs every shipped script there', async () => {
+    const store = new RedisStore({ connection: cluster.connection, keyPrefix: uniquePrefix() });
+    try {
+      await store.waitUntilReady(5000);
+      for (let i = 0; i < 30; i++) await store.probeReadWrite(`spread-${String(i)}`, 'v', 60_000);
+      const perNode = await Promise.all(admins.map((admin) => admin.dbSize()));
+      assert.equal(perNode.filter((count) => count > 0).length, 3, `keys per primary: ${perNode.join(', ')}`);
+      // Every .lua file is defined by a module, and every defined script is cached on some primary.
+      assert.deepEqual(definedScripts().map((script) => script.name).sort(), luaScriptNames());
+      for (const script of definedScripts()) {
+        const cached = await Promise.all(admins.map((admin) => admin.scriptExists([script.sha1])));
+        assert.ok(cached.some(([exists]) => exists === 1), `${script.name} ran on the cluster`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports health for each of the three primaries', async () => {
+    const store = new RedisStore({ connection: cluster.connection, keyPrefix: uniquePrefix() });
+    try {
+      await store.waitUntilReady(5000);
+      const health = await store.health();
+      assert.equal(health.status, 'up');
+      assert.equal(health.mode, 'cluster');
+      assert.equal(health.nodes.length, 3);
+      for (const node of health.nodes) {
+        assert.equal(node.status, 'up');
+        assert.ok(typeof node.info === 'object' && node.info.role === 'master', `${node.address} is a primary`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
