@@ -217,7 +217,9 @@ function parseOrigin(text: string): string | undefined {
 function parseHttpUrl(text: string): string | undefined {
   try {
     const url = new URL(text);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.toString().replace(/\/$/, '') : undefined;
+    return url.protocol === 'http:' || url.protocol === 'https:'
+      ? url.toString().replace(/\/$/, '')
+      : undefined;
   } catch {
     return undefined;
   }
@@ -228,7 +230,12 @@ function parseHostPortList(reader: Reader, variable: string): HostPort[] {
   for (const item of reader.list(variable)) {
     const node = parseHostPort(item);
     if (node) nodes.push(node);
-    else reader.problem(variable, reader.raw(variable), `expected host:port,host:port,... ("${item}" is not host:port)`);
+    else
+      reader.problem(
+        variable,
+        reader.raw(variable),
+        `expected host:port,host:port,... ("${item}" is not host:port)`,
+      );
   }
   return nodes;
 }
@@ -257,7 +264,11 @@ function readTls(reader: Reader, schemeSaysTls: boolean | undefined): boolean | 
       );
     }
     if (!schemeSaysTls && hasFiles !== undefined) {
-      reader.problem('REDIS_URL', reader.raw('REDIS_URL'), 'REDIS_TLS_* files are set: use rediss:// for TLS');
+      reader.problem(
+        'REDIS_URL',
+        reader.raw('REDIS_URL'),
+        'REDIS_TLS_* files are set: use rediss:// for TLS',
+      );
     }
   } else {
     enabled = explicit ?? hasFiles !== undefined;
@@ -273,18 +284,19 @@ function readTls(reader: Reader, schemeSaysTls: boolean | undefined): boolean | 
   return Object.keys(material).length === 0 ? true : material;
 }
 
+const REDIS_ADDRESS_VARIABLES = [
+  'REDIS_URL',
+  'REDIS_ADDR',
+  'REDIS_SENTINELS',
+  'REDIS_CLUSTER_NODES',
+] as const;
+
 function readStore(reader: Reader): StoreConfig {
   const enabled = reader.parsed('REDIS_ENABLED', undefined, parseBoolean, 'true or false');
   const url = reader.raw('REDIS_URL');
   const addr = reader.raw('REDIS_ADDR');
   const sentinels = reader.raw('REDIS_SENTINELS');
-  const clusterNodes = reader.raw('REDIS_CLUSTER_NODES');
-  const chosen = [
-    url === undefined ? null : 'REDIS_URL',
-    addr === undefined ? null : 'REDIS_ADDR',
-    sentinels === undefined ? null : 'REDIS_SENTINELS',
-    clusterNodes === undefined ? null : 'REDIS_CLUSTER_NODES',
-  ].filter((name): name is string => name !== null);
+  const chosen = REDIS_ADDRESS_VARIABLES.filter((variable) => reader.raw(variable) !== undefined);
 
   if (enabled === false) return { kind: 'memory', explicit: true };
   if (chosen.length === 0) {
@@ -297,19 +309,32 @@ function readStore(reader: Reader): StoreConfig {
     }
     for (const orphan of ['REDIS_SENTINEL_NAME', 'REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_DB']) {
       if (reader.raw(orphan) !== undefined) {
-        reader.problem(orphan, reader.raw(orphan), 'set without a Redis address (REDIS_URL, REDIS_ADDR, ...)');
+        reader.problem(
+          orphan,
+          reader.raw(orphan),
+          'set without a Redis address (REDIS_URL, REDIS_ADDR, ...)',
+        );
       }
     }
     return { kind: 'memory', explicit: false };
   }
   if (chosen.length > 1) {
-    reader.problem(chosen[1] ?? '', reader.raw(chosen[1] ?? ''), `conflicts with ${chosen[0] ?? ''}: set only one`);
+    reader.problem(
+      chosen[1] ?? '',
+      reader.raw(chosen[1] ?? ''),
+      `conflicts with ${chosen[0] ?? ''}: set only one`,
+    );
     return { kind: 'memory', explicit: false };
   }
 
   let username = reader.raw('REDIS_USERNAME');
   let password = reader.raw('REDIS_PASSWORD');
-  let db = reader.parsed('REDIS_DB', undefined, (text) => parseDb(text) ?? undefined, 'an integer from 0 to 15');
+  let db = reader.parsed(
+    'REDIS_DB',
+    undefined,
+    (text) => parseDb(text) ?? undefined,
+    'an integer from 0 to 15',
+  );
   const common = {
     commandTimeoutMs: reader.duration('REDIS_COMMAND_TIMEOUT', '500ms', 1),
   };
@@ -325,10 +350,18 @@ function readStore(reader: Reader): StoreConfig {
     for (const [variable, fromEnv, fromUrl] of [
       ['REDIS_USERNAME', username, parsed.username],
       ['REDIS_PASSWORD', password, parsed.password],
-      ['REDIS_DB', db === undefined ? undefined : String(db), parsed.db === undefined ? undefined : String(parsed.db)],
+      [
+        'REDIS_DB',
+        db === undefined ? undefined : String(db),
+        parsed.db === undefined ? undefined : String(parsed.db),
+      ],
     ] as const) {
       if (fromEnv !== undefined && fromUrl !== undefined && fromEnv !== fromUrl) {
-        reader.problem(variable, reader.raw(variable), 'disagrees with the value inside REDIS_URL: set it in one place');
+        reader.problem(
+          variable,
+          reader.raw(variable),
+          'disagrees with the value inside REDIS_URL: set it in one place',
+        );
       }
     }
     username = parsed.username ?? username;
@@ -355,7 +388,12 @@ function readStore(reader: Reader): StoreConfig {
     }
     return {
       kind: 'redis',
-      connection: withCredentials({ topology: 'standalone', ...node, tls, ...common }, username, password, db),
+      connection: withCredentials(
+        { topology: 'standalone', ...node, tls, ...common },
+        username,
+        password,
+        db,
+      ),
     };
   }
 
@@ -390,7 +428,12 @@ function readStore(reader: Reader): StoreConfig {
   }
   return {
     kind: 'redis',
-    connection: withCredentials({ topology: 'cluster', nodes, tls, ...common }, username, password, undefined),
+    connection: withCredentials(
+      { topology: 'cluster', nodes, tls, ...common },
+      username,
+      password,
+      undefined,
+    ),
   };
 }
 
@@ -432,14 +475,23 @@ function readRateLimits(reader: Reader, env: Env): Record<RateLimitPolicyName, R
   const known = new Set<string>(RATE_LIMIT_POLICY_NAMES.map((name) => `RATE_LIMIT_${name.toUpperCase()}`));
   for (const variable of Object.keys(env)) {
     if (variable.startsWith('RATE_LIMIT_') && !known.has(variable) && reader.raw(variable) !== undefined) {
-      reader.problem(variable, reader.raw(variable), `unknown policy: expected one of ${[...known].join(', ')}`);
+      reader.problem(
+        variable,
+        reader.raw(variable),
+        `unknown policy: expected one of ${[...known].join(', ')}`,
+      );
     }
   }
   const limits = {} as Record<RateLimitPolicyName, RateLimitPolicy>;
   for (const name of RATE_LIMIT_POLICY_NAMES) {
     const fallback = parseRateLimitPolicy(DEFAULT_RATE_LIMITS[name]);
     if (!fallback) throw new Error(`default policy ${name} does not parse`);
-    limits[name] = reader.parsed(`RATE_LIMIT_${name.toUpperCase()}`, fallback, parseRateLimitPolicy, POLICY_EXPECTED);
+    limits[name] = reader.parsed(
+      `RATE_LIMIT_${name.toUpperCase()}`,
+      fallback,
+      parseRateLimitPolicy,
+      POLICY_EXPECTED,
+    );
   }
   return limits;
 }
@@ -465,7 +517,12 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const port = reader.integer('PORT', 3000, 0, 65535);
   const store = readStore(reader);
-  const keyPrefix = reader.parsed('REDIS_KEY_PREFIX', 'gh', (t) => (isValidPrefix(t) ? t : undefined), PREFIX_EXPECTED);
+  const keyPrefix = reader.parsed(
+    'REDIS_KEY_PREFIX',
+    'gh',
+    (t) => (isValidPrefix(t) ? t : undefined),
+    PREFIX_EXPECTED,
+  );
 
   const databaseUrl = reader.parsed(
     'DATABASE_URL',
@@ -491,7 +548,11 @@ export function loadConfig(env: Env = process.env): Config {
   const trustedOrigins = reader.list('TRUSTED_ORIGINS').flatMap((item) => {
     const origin = parseOrigin(item);
     if (origin === undefined) {
-      reader.problem('TRUSTED_ORIGINS', item, 'expected origins like https://app.example.com (scheme, host, port; no path)');
+      reader.problem(
+        'TRUSTED_ORIGINS',
+        item,
+        'expected origins like https://app.example.com (scheme, host, port; no path)',
+      );
       return [];
     }
     return [origin];
@@ -525,7 +586,11 @@ export function loadConfig(env: Env = process.env): Config {
 
   if (production) {
     if (secretKeys === undefined) {
-      reader.problem('SECRET_KEYS', undefined, 'required when NODE_ENV=production (every instance must share them)');
+      reader.problem(
+        'SECRET_KEYS',
+        undefined,
+        'required when NODE_ENV=production (every instance must share them)',
+      );
     }
     if (store.kind === 'memory' && !store.explicit) {
       reader.problem(
@@ -537,8 +602,10 @@ export function loadConfig(env: Env = process.env): Config {
     if (store.kind === 'redis' && store.connection.tls === false) {
       const remote = redisHosts(store.connection).find((node) => !isLoopbackHost(node.host));
       if (remote) {
+        const source =
+          REDIS_ADDRESS_VARIABLES.find((variable) => reader.raw(variable) !== undefined) ?? 'REDIS_URL';
         reader.problem(
-          'REDIS_URL',
+          source,
           `${remote.host}:${remote.port}`,
           'NODE_ENV=production refuses plaintext Redis to a non-loopback host: use rediss:// (or REDIS_TLS=true)',
         );

@@ -51,7 +51,10 @@ export function storeSuite(name: string, setup: () => Promise<StoreFixture>): vo
       const before = Date.now();
       const result = await store.probeReadWrite('suite', 'value-1', 60_000);
       assert.equal(result.value, 'value-1');
-      assert.ok(Math.abs(result.serverTimeMs - before) < 5000, `server clock ${String(result.serverTimeMs)} near ${String(before)}`);
+      assert.ok(
+        Math.abs(result.serverTimeMs - before) < 5000,
+        `server clock ${String(result.serverTimeMs)} near ${String(before)}`,
+      );
     });
 
     it('probeReadWrite sets the TTL it was given', async () => {

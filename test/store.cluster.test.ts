@@ -7,7 +7,14 @@ import { after, before, describe, it } from 'node:test';
 
 import { RedisStore } from '../src/store/redis.js';
 import { definedScripts, luaScriptNames } from '../src/store/script.js';
-import { adminClient, redisInspector, startCluster, uniquePrefix, type AdminClient, type Cluster } from './harness/topologies.js';
+import {
+  adminClient,
+  redisInspector,
+  startCluster,
+  uniquePrefix,
+  type AdminClient,
+  type Cluster,
+} from './harness/topologies.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis cluster', () => {
@@ -41,10 +48,18 @@ describe('redis cluster', () => {
       const perNode = await Promise.all(admins.map((admin) => admin.dbSize()));
       assert.equal(perNode.filter((count) => count > 0).length, 3, `keys per primary: ${perNode.join(', ')}`);
       // Every .lua file is defined by a module, and every defined script is cached on some primary.
-      assert.deepEqual(definedScripts().map((script) => script.name).sort(), luaScriptNames());
+      assert.deepEqual(
+        definedScripts()
+          .map((script) => script.name)
+          .sort(),
+        luaScriptNames(),
+      );
       for (const script of definedScripts()) {
         const cached = await Promise.all(admins.map((admin) => admin.scriptExists([script.sha1])));
-        assert.ok(cached.some(([exists]) => exists === 1), `${script.name} ran on the cluster`);
+        assert.ok(
+          cached.some(([exists]) => exists === 1),
+          `${script.name} ran on the cluster`,
+        );
       }
     } finally {
       await store.close();
@@ -61,7 +76,10 @@ describe('redis cluster', () => {
       assert.equal(health.nodes.length, 3);
       for (const node of health.nodes) {
         assert.equal(node.status, 'up');
-        assert.ok(typeof node.info === 'object' && node.info.role === 'master', `${node.address} is a primary`);
+        assert.ok(
+          typeof node.info === 'object' && node.info.role === 'master',
+          `${node.address} is a primary`,
+        );
       }
     } finally {
       await store.close();

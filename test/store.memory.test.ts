@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { StoreUnavailableError } from '../src/errors.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { storeSuite } from './store-suite.js';
 import { uniquePrefix } from './harness/topologies.js';
@@ -44,10 +45,11 @@ describe('memory store expiry', () => {
     assert.ok(store.entryCount() <= 1010, `entries ${String(store.entryCount())}`);
   });
 
-  it('is not ready once closed', async () => {
+  it('is not ready once closed, and refuses calls as Redis would', async () => {
     const store = new MemoryStore();
     assert.ok(store.isReady());
     await store.close();
     assert.ok(!store.isReady());
+    await assert.rejects(store.probeReadWrite('p', 'v', 1000), StoreUnavailableError);
   });
 });

@@ -63,7 +63,10 @@ describe('redis standalone failures', () => {
     await redis.server.kill();
     for (let i = 0; i < 3; i++) {
       const { ms, error } = await timed(() => store.probeReadWrite('kill', 'during', 10_000));
-      assert.ok(error instanceof StoreUnavailableError, `expected StoreUnavailableError, got ${String(error)}`);
+      assert.ok(
+        error instanceof StoreUnavailableError,
+        `expected StoreUnavailableError, got ${String(error)}`,
+      );
       assert.equal(error.code, 'GH_ERR_STORE_UNAVAILABLE');
       assert.equal(error.httpStatus, 503);
       assert.ok(ms < 1000, `failed after ${ms.toFixed(0)} ms`);
@@ -71,13 +74,17 @@ describe('redis standalone failures', () => {
     assert.equal((await store.health()).status, 'down');
     await redis.server.restart();
     // Same store object, no restart: it reconnects by itself (backoff is capped at 2 s).
-    await waitFor('the store to reconnect', async () => {
-      try {
-        return (await store.probeReadWrite('kill', 'after', 10_000)).value === 'after';
-      } catch {
-        return false;
-      }
-    }, 10_000);
+    await waitFor(
+      'the store to reconnect',
+      async () => {
+        try {
+          return (await store.probeReadWrite('kill', 'after', 10_000)).value === 'after';
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+    );
     assert.equal((await store.health()).status, 'up');
   });
 
@@ -85,7 +92,10 @@ describe('redis standalone failures', () => {
     redis.server.pause();
     try {
       const { ms, error } = await timed(() => store.probeReadWrite('stall', 'v', 10_000));
-      assert.ok(error instanceof StoreUnavailableError, `expected StoreUnavailableError, got ${String(error)}`);
+      assert.ok(
+        error instanceof StoreUnavailableError,
+        `expected StoreUnavailableError, got ${String(error)}`,
+      );
       assert.ok(ms >= 400 && ms < 1000, `timed out after ${ms.toFixed(0)} ms (timeout 500 ms)`);
     } finally {
       redis.server.resume();

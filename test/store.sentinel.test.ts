@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { RedisStore } from '../src/store/redis.js';
-import { adminClient, redisInspector, startSentinelSet, uniquePrefix, waitFor, type AdminClient, type SentinelSet } from './harness/topologies.js';
+import {
+  adminClient,
+  redisInspector,
+  startSentinelSet,
+  uniquePrefix,
+  waitFor,
+  type AdminClient,
+  type SentinelSet,
+} from './harness/topologies.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis sentinel', () => {

@@ -7,7 +7,13 @@ import { after, before, describe, it } from 'node:test';
 
 import { StoreUnavailableError } from '../src/errors.js';
 import { RedisStore } from '../src/store/redis.js';
-import { redisInspector, startTlsServer, uniquePrefix, type AdminClient, type TlsStandalone } from './harness/topologies.js';
+import {
+  redisInspector,
+  startTlsServer,
+  uniquePrefix,
+  type AdminClient,
+  type TlsStandalone,
+} from './harness/topologies.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis over TLS', () => {
@@ -53,7 +59,10 @@ describe('redis over TLS', () => {
 
   it('refuses a server certificate signed by another CA', async () => {
     await assertRefused(
-      { ...redis.connection, tls: { ca: redis.pki.wrongCa, cert: redis.pki.clientCert, key: redis.pki.clientKey } },
+      {
+        ...redis.connection,
+        tls: { ca: redis.pki.wrongCa, cert: redis.pki.clientCert, key: redis.pki.clientKey },
+      },
       /self[- ]signed|unable to verify|certificate/i,
     );
   });

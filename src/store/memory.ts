@@ -3,6 +3,7 @@
  * deployments. Same semantics as RedisStore, including expiry: every entry has a TTL, checked on
  * read and swept as writes come in (no timers, so nothing keeps the process alive).
  */
+import { StoreUnavailableError } from '../errors.js';
 import { KeySpace } from './keys.js';
 import { assertTtlMs, type ProbeResult, type Store, type StoreHealth } from './store.js';
 
@@ -15,6 +16,18 @@ export interface MemoryStoreOptions {
 interface Entry {
   value: string;
   expiresAtMs: number;
+}
+
+/**
+ * Runs one operation synchronously (that is what makes it atomic in one process) and hands
+ * back its result or error as a promise, as the Store contract promises: never a synchronous throw.
+ */
+function settle<T>(operation: () => T): Promise<T> {
+  try {
+    return Promise.resolve(operation());
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
 }
 
 /** Sweep expired entries after this many writes, so memory stays bounded without a timer. */
@@ -42,10 +55,13 @@ export class MemoryStore implements Store {
   }
 
   probeReadWrite(probeId: string, value: string, ttlMs: number): Promise<ProbeResult> {
-    assertTtlMs(ttlMs);
-    const key = this.keys.key('health', 'probe', probeId);
-    this.write(key, value, ttlMs);
-    return Promise.resolve({ value: this.read(key) ?? '', serverTimeMs: this.clock() });
+    return settle(() => {
+      this.assertOpen();
+      assertTtlMs(ttlMs);
+      const key = this.keys.key('health', 'probe', probeId);
+      this.write(key, value, ttlMs);
+      return { value: this.read(key) ?? '', serverTimeMs: this.clock() };
+    });
   }
 
   health(): Promise<StoreHealth> {
@@ -66,6 +82,10 @@ export class MemoryStore implements Store {
       if (entry.expiresAtMs > now) ttls.set(key, entry.expiresAtMs - now);
     }
     return ttls;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError('the store is closed');
   }
 
   /** Entries held, expired or not (expired ones go at the next sweep). */

@@ -11,15 +11,15 @@ import { isIP } from 'node:net';
 
 import { createClient, createCluster, createSentinel, ErrorReply } from 'redis';
 
-import {
-  GatehouseError,
-  StoreCommandError,
-  StorePermissionError,
-  StoreUnavailableError,
-} from '../errors.js';
+import { GatehouseError, StoreCommandError, StorePermissionError, StoreUnavailableError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { KeySpace } from './keys.js';
-import type { ClusterOptions, RedisConnectionOptions, SentinelOptions, StandaloneOptions } from './options.js';
+import type {
+  ClusterOptions,
+  RedisConnectionOptions,
+  SentinelOptions,
+  StandaloneOptions,
+} from './options.js';
 import { defineScript, type LuaScript } from './script.js';
 import {
   assertTtlMs,
@@ -53,7 +53,16 @@ export function reconnectDelayMs(retries: number, maxDelayMs: number): number {
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
 
-const UNAVAILABLE_REPLIES = ['LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'READONLY', 'OOM', 'MISCONF'];
+const UNAVAILABLE_REPLIES = [
+  'LOADING',
+  'BUSY',
+  'MASTERDOWN',
+  'CLUSTERDOWN',
+  'TRYAGAIN',
+  'READONLY',
+  'OOM',
+  'MISCONF',
+];
 
 /**
  * Maps anything node-redis throws to the catalogue. Permission problems are recognised in both
@@ -101,8 +110,8 @@ interface Driver {
 }
 
 interface DriverEvents {
-  onError(error: unknown): void;
-  onReady(): void;
+  readonly onError: (error: unknown) => void;
+  readonly onReady: () => void;
 }
 
 /** Socket options for one connection; a fresh object each time (node-redis writes into it). */
@@ -341,7 +350,11 @@ export class RedisStore implements Store {
 
   async probeReadWrite(probeId: string, value: string, ttlMs: number): Promise<ProbeResult> {
     assertTtlMs(ttlMs);
-    const reply = await this.runScript(PROBE_SCRIPT, [this.keys.key('health', 'probe', probeId)], [value, String(ttlMs)]);
+    const reply = await this.runScript(
+      PROBE_SCRIPT,
+      [this.keys.key('health', 'probe', probeId)],
+      [value, String(ttlMs)],
+    );
     if (!Array.isArray(reply) || reply.length !== 3) throw unexpectedReply(PROBE_SCRIPT, reply);
     const [readBack, seconds, micros] = reply as unknown[];
     return {
@@ -391,7 +404,9 @@ export class RedisStore implements Store {
    */
   protected async runScript(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
     if (keys.length !== script.numberOfKeys) {
-      throw new TypeError(`${script.name} takes ${String(script.numberOfKeys)} keys, got ${String(keys.length)}`);
+      throw new TypeError(
+        `${script.name} takes ${String(script.numberOfKeys)} keys, got ${String(keys.length)}`,
+      );
     }
     return this.withDeadline(async () => {
       try {
@@ -446,9 +461,12 @@ export class RedisStore implements Store {
    */
   private explain(error: GatehouseError): GatehouseError {
     const cause = this.lastConnectionError;
-    if (!(error instanceof StoreUnavailableError) || cause === undefined || this.driver.isReady()) return error;
+    if (!(error instanceof StoreUnavailableError) || cause === undefined || this.driver.isReady())
+      return error;
     if (cause instanceof StorePermissionError) return cause;
-    return new StoreUnavailableError(`${error.message}; last connection error: ${cause.message}`, { cause: error });
+    return new StoreUnavailableError(`${error.message}; last connection error: ${cause.message}`, {
+      cause: error,
+    });
   }
 
   /** Starts connecting; when a topology client gives up (cluster or sentinel discovery), tries again later. */
@@ -488,7 +506,10 @@ export class RedisStore implements Store {
     if (this.connectionLost) return;
     this.connectionLost = true;
     const reason = error instanceof Error ? error.message : String(error);
-    this.logger.warn({ mode: this.mode, reason }, 'Redis connection lost; commands fail fast until it returns');
+    this.logger.warn(
+      { mode: this.mode, reason },
+      'Redis connection lost; commands fail fast until it returns',
+    );
   }
 }
 

@@ -10,16 +10,30 @@ export interface Logger {
   debug(fields: Record<string, unknown>, message: string): void;
 }
 
-const LEVEL_RANK = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
+const LEVEL_RANK = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+  silent: Infinity,
+} as const;
 
 export type LoggerLevel = keyof typeof LEVEL_RANK;
 
 /** JSON lines on stderr at `level` and above. */
 export function createConsoleLogger(level: LoggerLevel = 'info'): Logger {
   const threshold = LEVEL_RANK[level];
-  const write = (name: 'debug' | 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string) => {
+  const write = (
+    name: 'debug' | 'info' | 'warn' | 'error',
+    fields: Record<string, unknown>,
+    message: string,
+  ) => {
     if (LEVEL_RANK[name] < threshold) return;
-    process.stderr.write(`${JSON.stringify({ level: name, time: new Date().toISOString(), msg: message, ...fields })}\n`);
+    process.stderr.write(
+      `${JSON.stringify({ level: name, time: new Date().toISOString(), msg: message, ...fields })}\n`,
+    );
   };
   return {
     error: (fields, message) => {

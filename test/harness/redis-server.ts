@@ -124,7 +124,8 @@ export class RedisServer {
     const readyLine = this.options.sentinel ? /Sentinel ID is/ : /Ready to accept connections/;
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`${this.options.name} exited at start:\n${this.logTail()}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`${this.options.name} exited at start:\n${this.logTail()}`);
       if (readyLine.test(this.log().slice(logOffset))) return;
       await sleep(25);
     }
@@ -185,9 +186,11 @@ export class RedisServer {
   private async signal(signal: NodeJS.Signals): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => {
-      resolve();
-    }));
+    const exited = new Promise<void>((resolve) =>
+      child.once('exit', () => {
+        resolve();
+      }),
+    );
     child.kill(signal);
     await exited;
   }

@@ -29,22 +29,56 @@ function openssl(dir: string, ...args: string[]): void {
 const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 function makeCa(dir: string, name: string, subject: string): void {
-  openssl(dir, 'req', '-x509', '-new', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', subject);
+  openssl(
+    dir,
+    'req',
+    '-x509',
+    '-new',
+    ...EC_KEY,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '2',
+    '-subj',
+    subject,
+  );
 }
 
 function makeLeaf(dir: string, name: string, subject: string, extensions: string): void {
   writeFileSync(join(dir, `${name}.ext`), extensions);
   openssl(dir, 'req', '-new', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
-  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.ext`,
+  );
 }
 
 export function generatePki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'gh-test-pki-'));
   makeCa(dir, 'ca', '/CN=gatehouse test CA');
   makeCa(dir, 'wrong-ca', '/CN=some other CA');
-  makeLeaf(dir, 'server', '/CN=localhost',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  makeLeaf(
+    dir,
+    'server',
+    '/CN=localhost',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+  );
   makeLeaf(dir, 'client', '/CN=gatehouse-app', 'extendedKeyUsage=clientAuth\n');
   const file = (name: string) => join(dir, name);
   const read = (name: string) => readFileSync(join(dir, name), 'utf8');

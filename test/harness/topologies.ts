@@ -12,11 +12,7 @@ import { promisify } from 'node:util';
 import { createClient } from 'redis';
 
 import { aclRule } from '../../src/store/acl.js';
-import type {
-  ClusterOptions,
-  SentinelOptions,
-  StandaloneOptions,
-} from '../../src/store/options.js';
+import type { ClusterOptions, SentinelOptions, StandaloneOptions } from '../../src/store/options.js';
 import { RedisServer } from './redis-server.js';
 import { generatePki, type TestPki } from './tls.js';
 
@@ -28,7 +24,11 @@ export function uniquePrefix(): string {
 }
 
 /** Polls `check` until it returns true, or fails after `timeoutMs` naming `what`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -50,13 +50,18 @@ export async function redisCli(port: number, ...args: string[]): Promise<string[
 }
 
 /** A plain node-redis client with full rights, for test setup and inspection only. */
-export async function adminClient(port: number, options: { username?: string; password?: string; pki?: TestPki } = {}) {
+export async function adminClient(
+  port: number,
+  options: { username?: string; password?: string; pki?: TestPki } = {},
+) {
   const client = createClient({
     socket: {
       host: '127.0.0.1',
       port,
       reconnectStrategy: false,
-      ...(options.pki ? { tls: true as const, ca: options.pki.ca, cert: options.pki.clientCert, key: options.pki.clientKey } : {}),
+      ...(options.pki
+        ? { tls: true as const, ca: options.pki.ca, cert: options.pki.clientCert, key: options.pki.clientKey }
+        : {}),
     },
     ...(options.username === undefined ? {} : { username: options.username }),
     ...(options.password === undefined ? {} : { password: options.password }),
@@ -170,7 +175,9 @@ export async function startCluster(): Promise<Cluster> {
   ]);
   await waitFor('cluster state ok on every node', async () => {
     const infos = await Promise.all(nodes.map((node) => clusterInfo(node.port)));
-    return infos.every((info) => info.get('cluster_state') === 'ok' && info.get('cluster_known_nodes') === '6');
+    return infos.every(
+      (info) => info.get('cluster_state') === 'ok' && info.get('cluster_known_nodes') === '6',
+    );
   });
   return {
     nodes,
