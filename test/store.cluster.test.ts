@@ -86,3 +86,30 @@ describe('redis cluster', () => {
     }
   });
 });
+
+describe('redis cluster with a least-privilege ACL user', () => {
+  const prefix = uniquePrefix();
+  let cluster: Cluster;
+  let admins: AdminClient[];
+
+  before(async () => {
+    cluster = await startCluster({ aclPrefix: prefix });
+    admins = await Promise.all(
+      (await cluster.primaryPorts()).map((port) => adminClient(port, cluster.admin)),
+    );
+  });
+
+  after(async () => {
+    for (const admin of admins) admin.destroy();
+    await cluster.destroy();
+  });
+
+  // The ACL settings must reach every discovered node (node-redis `defaults`), or this hangs.
+  storeSuite('redis cluster, ACL user', () =>
+    Promise.resolve({
+      store: new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
+      inspector: redisInspector(admins, prefix),
+      teardown: () => Promise.resolve(),
+    }),
+  );
+});

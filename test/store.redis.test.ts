@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { StoreUnavailableError } from '../src/errors.js';
-import { RedisStore } from '../src/store/redis.js';
+import { reconnectDelayMs, RedisStore, toStoreError } from '../src/store/redis.js';
 import { defineScript } from '../src/store/script.js';
 import { RedisServer } from './harness/redis-server.js';
 import {
@@ -30,6 +30,46 @@ storeSuite('redis standalone', async () => {
       await redis.destroy();
     },
   };
+});
+
+describe('reconnect backoff and error mapping', () => {
+  it('grows exponentially from 50 ms to the cap, with jitter in the upper half', () => {
+    for (let retries = 0; retries < 40; retries++) {
+      const ceiling = Math.min(2000, 50 * 2 ** retries);
+      for (let sample = 0; sample < 20; sample++) {
+        const delay = reconnectDelayMs(retries, 2000);
+        assert.ok(
+          delay >= ceiling / 2 - 1 && delay <= ceiling,
+          `retry ${String(retries)}: ${String(delay)} ms`,
+        );
+      }
+    }
+    const delays = new Set(Array.from({ length: 50 }, () => reconnectDelayMs(10, 2000)));
+    assert.ok(delays.size > 10, 'jittered');
+  });
+
+  it('maps replies and failures to the catalogue', async () => {
+    const { ErrorReply } = await import('redis');
+    const reply = (message: string) => toStoreError(new ErrorReply(message)).code;
+    assert.equal(
+      reply('NOPERM User x has no permissions to run the info command'),
+      'GH_ERR_STORE_NOT_PERMITTED',
+    );
+    assert.equal(
+      reply("ERR The user executing the script can't access at least one of the keys"),
+      'GH_ERR_STORE_NOT_PERMITTED',
+    );
+    assert.equal(reply('WRONGPASS invalid username-password pair'), 'GH_ERR_STORE_NOT_PERMITTED');
+    assert.equal(reply('LOADING Redis is loading the dataset in memory'), 'GH_ERR_STORE_UNAVAILABLE');
+    assert.equal(reply('READONLY You cannot write against a read only replica.'), 'GH_ERR_STORE_UNAVAILABLE');
+    assert.equal(reply('CLUSTERDOWN The cluster is down'), 'GH_ERR_STORE_UNAVAILABLE');
+    assert.equal(
+      reply("OOM command not allowed when used memory > 'maxmemory'."),
+      'GH_ERR_STORE_UNAVAILABLE',
+    );
+    assert.equal(reply('ERR wrong number of arguments'), 'GH_ERR_STORE_COMMAND_FAILED');
+    assert.equal(toStoreError(new Error('The client is offline')).code, 'GH_ERR_STORE_UNAVAILABLE');
+  });
 });
 
 /** Time one call; returns how long it took and what it threw. */

@@ -11,9 +11,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const running = new Set<ChildProcess>();
-process.on('exit', () => {
+function killAll(): void {
   for (const child of running) child.kill('SIGKILL');
-});
+}
+process.on('exit', killAll);
+// The test runner cancels a file with a signal: take the servers down with it.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+  });
+}
 
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

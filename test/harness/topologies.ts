@@ -43,9 +43,25 @@ export async function waitFor(
   throw new Error(`timed out after ${String(timeoutMs)} ms waiting for ${what}${detail}`);
 }
 
+interface Credentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+function cliAuth(auth: Credentials | undefined): string[] {
+  return auth ? ['--user', auth.username, '--pass', auth.password, '--no-auth-warning'] : [];
+}
+
 /** Runs redis-cli against a plaintext loopback server and returns its raw output lines. */
-export async function redisCli(port: number, ...args: string[]): Promise<string[]> {
-  const { stdout } = await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]);
+export async function redisCli(port: number, args: string[], auth?: Credentials): Promise<string[]> {
+  const { stdout } = await execFileAsync('redis-cli', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    ...cliAuth(auth),
+    ...args,
+  ]);
   return stdout.split('\n').filter((line) => line !== '');
 }
 
@@ -98,14 +114,7 @@ export const ACL_APP = { username: 'gatehouse', password: 'app-secret-for-tests'
  * gatehouse's least-privilege rule for `prefix` (keys and channels under it, its commands only).
  */
 export async function startAclServer(prefix: string): Promise<Standalone> {
-  const server = await RedisServer.start({
-    name: 'acl',
-    config: [
-      'user default off',
-      `user ${ACL_ADMIN.username} on >${ACL_ADMIN.password} ~* &* +@all`,
-      `user ${ACL_APP.username} on >${ACL_APP.password} ${aclRule(prefix)}`,
-    ],
-  });
+  const server = await RedisServer.start({ name: 'acl', config: aclConfig(prefix) });
   return {
     server,
     connection: { topology: 'standalone', host: '127.0.0.1', port: server.port, ...ACL_APP },
@@ -145,27 +154,52 @@ export async function startTlsServer(): Promise<TlsStandalone> {
 export interface Cluster {
   readonly nodes: readonly RedisServer[];
   readonly connection: ClusterOptions;
-  /** Admin clients for the nodes that are primaries now. */
+  /** Admin credentials, when the cluster has ACL users. */
+  readonly admin: Credentials | undefined;
+  /** Ports of the nodes that are primaries now. */
   primaryPorts(): Promise<number[]>;
   destroy(): Promise<void>;
 }
 
-async function clusterInfo(port: number): Promise<Map<string, string>> {
-  const lines = await redisCli(port, 'cluster', 'info');
+async function clusterInfo(port: number, auth: Credentials | undefined): Promise<Map<string, string>> {
+  const lines = await redisCli(port, ['cluster', 'info'], auth);
   return new Map(lines.map((line) => line.trim().split(':') as [string, string]));
 }
 
-/** Six nodes: three primaries with one replica each, every slot covered, state ok on every node. */
-export async function startCluster(): Promise<Cluster> {
+/** The ACL lines of startAclServer, for any server: default user off, an admin, the app user. */
+function aclConfig(prefix: string): string[] {
+  return [
+    'user default off',
+    `user ${ACL_ADMIN.username} on >${ACL_ADMIN.password} ~* &* +@all`,
+    `user ${ACL_APP.username} on >${ACL_APP.password} ${aclRule(prefix)}`,
+  ];
+}
+
+/**
+ * Six nodes: three primaries with one replica each, every slot covered, state ok on every node.
+ * With `aclPrefix`, every node has the default user off and the least-privilege app user, and
+ * the connection options log in as that user.
+ */
+export async function startCluster(options: { aclPrefix?: string } = {}): Promise<Cluster> {
+  const acl = options.aclPrefix;
+  const admin = acl === undefined ? undefined : ACL_ADMIN;
   const nodes = await Promise.all(
     Array.from({ length: 6 }, (_, index) =>
       RedisServer.start({
         name: `cluster${String(index)}`,
-        config: ['cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-node-timeout 2000'],
+        config: [
+          'cluster-enabled yes',
+          'cluster-config-file nodes.conf',
+          'cluster-node-timeout 2000',
+          ...(acl === undefined
+            ? []
+            : [...aclConfig(acl), `masteruser ${ACL_ADMIN.username}`, `masterauth ${ACL_ADMIN.password}`]),
+        ],
       }),
     ),
   );
   await execFileAsync('redis-cli', [
+    ...cliAuth(admin),
     '--cluster',
     'create',
     ...nodes.map((node) => `127.0.0.1:${String(node.port)}`),
@@ -174,7 +208,7 @@ export async function startCluster(): Promise<Cluster> {
     '--cluster-yes',
   ]);
   await waitFor('cluster state ok on every node', async () => {
-    const infos = await Promise.all(nodes.map((node) => clusterInfo(node.port)));
+    const infos = await Promise.all(nodes.map((node) => clusterInfo(node.port, admin)));
     return infos.every(
       (info) => info.get('cluster_state') === 'ok' && info.get('cluster_known_nodes') === '6',
     );
@@ -184,12 +218,14 @@ export async function startCluster(): Promise<Cluster> {
     connection: {
       topology: 'cluster',
       nodes: nodes.slice(0, 3).map((node) => ({ host: '127.0.0.1', port: node.port })),
+      ...(acl === undefined ? {} : ACL_APP),
     },
+    admin,
     primaryPorts: async () => {
       const ports: number[] = [];
       for (const node of nodes) {
         if (!node.running) continue;
-        const role = await redisCli(node.port, 'role');
+        const role = await redisCli(node.port, ['role'], admin);
         if (role[0] === 'master') ports.push(node.port);
       }
       return ports;
@@ -213,7 +249,7 @@ export interface SentinelSet {
 }
 
 async function sentinelMaster(port: number): Promise<Map<string, string>> {
-  const lines = await redisCli(port, 'sentinel', 'master', SENTINEL_NAME);
+  const lines = await redisCli(port, ['sentinel', 'master', SENTINEL_NAME]);
   const fields = new Map<string, string>();
   for (let i = 0; i + 1 < lines.length; i += 2) fields.set(lines[i] ?? '', lines[i + 1] ?? '');
   return fields;
@@ -227,7 +263,7 @@ export async function startSentinelSet(): Promise<SentinelSet> {
     config: [`replicaof 127.0.0.1 ${String(primary.port)}`],
   });
   await waitFor('replica in sync', async () => {
-    const info = await redisCli(replica.port, 'info', 'replication');
+    const info = await redisCli(replica.port, ['info', 'replication']);
     return info.some((line) => line.trim() === 'master_link_status:up');
   });
   const sentinels = await Promise.all(
@@ -262,7 +298,7 @@ export async function startSentinelSet(): Promise<SentinelSet> {
     },
     currentPrimaryPort: async () => {
       const live = sentinels.find((sentinel) => sentinel.running) ?? firstSentinel;
-      const lines = await redisCli(live.port, 'sentinel', 'get-master-addr-by-name', SENTINEL_NAME);
+      const lines = await redisCli(live.port, ['sentinel', 'get-master-addr-by-name', SENTINEL_NAME]);
       return Number(lines[1]);
     },
     destroy: async () => {
