@@ -10,12 +10,14 @@ import { aclRule } from '../src/store/acl.js';
 import { RedisStore } from '../src/store/redis.js';
 import {
   ACL_APP,
+  dumpKeys,
   redisInspector,
   startAclServer,
   uniquePrefix,
   type AdminClient,
   type Standalone,
 } from './harness/topologies.js';
+import { sessionSuite } from './sessions-suite.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis with a least-privilege ACL user', () => {
@@ -37,6 +39,15 @@ describe('redis with a least-privilege ACL user', () => {
     Promise.resolve({
       store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
       inspector: redisInspector([admin], prefix),
+      teardown: () => Promise.resolve(),
+    }),
+  );
+
+  sessionSuite('redis ACL user', () =>
+    Promise.resolve({
+      store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
+      dump: () => dumpKeys([admin], prefix),
+      keysWithoutTtl: () => redisInspector([admin], prefix).keysWithoutTtl(),
       teardown: () => Promise.resolve(),
     }),
   );

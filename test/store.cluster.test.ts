@@ -1,6 +1,6 @@
 /**
- * RedisStore on a 3-primary Redis Cluster with one replica each: the store contract, every
- * shipped Lua script run on the Cluster, and health over every primary.
+ * RedisStore on a 3-primary Redis Cluster with one replica each: the store contract, the
+ * sessions suite, every shipped Lua script run on the Cluster, and health over every primary.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -9,12 +9,14 @@ import { RedisStore } from '../src/store/redis.js';
 import { definedScripts, luaScriptNames } from '../src/store/script.js';
 import {
   adminClient,
+  dumpKeys,
   redisInspector,
   startCluster,
   uniquePrefix,
   type AdminClient,
   type Cluster,
 } from './harness/topologies.js';
+import { sessionSuite } from './sessions-suite.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis cluster', () => {
@@ -40,6 +42,17 @@ describe('redis cluster', () => {
     });
   });
 
+  sessionSuite('redis cluster', () => {
+    const prefix = uniquePrefix();
+    return Promise.resolve({
+      store: new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
+      dump: () => dumpKeys(admins, prefix),
+      keysWithoutTtl: () => redisInspector(admins, prefix).keysWithoutTtl(),
+      teardown: () => Promise.resolve(),
+    });
+  });
+
+  // After every suite above ran on this cluster.
   it('spreads keys over the primaries and runs every shipped script there', async () => {
     const store = new RedisStore({ connection: cluster.connection, keyPrefix: uniquePrefix() });
     try {

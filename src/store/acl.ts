@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 
 import { LUA_DIR, luaScriptNames } from './script.js';
 
-/** Commands sent outside scripts: the handshake, health, scripts, and Cluster topology discovery. */
+/** Commands sent outside scripts: the handshake, health, scripts, reading a user's sessions, and Cluster topology discovery. */
 export const CLIENT_COMMANDS = [
   'hello',
   'auth',
@@ -16,6 +16,8 @@ export const CLIENT_COMMANDS = [
   'select',
   'evalsha',
   'eval',
+  'mget',
+  'del',
   'cluster|slots',
   'cluster|shards',
 ] as const;

@@ -12,6 +12,7 @@ import { KeyInvalidError } from '../errors.js';
 /** Areas and their current key format version. An area's version changes when its layout does. */
 export const KEY_AREAS = {
   health: 1,
+  sess: 1,
 } as const;
 
 export type KeyArea = keyof typeof KEY_AREAS;

@@ -9,7 +9,7 @@
  */
 import { isIP } from 'node:net';
 
-import { createClient, createCluster, createSentinel, ErrorReply } from 'redis';
+import { createClient, createCluster, createSentinel, ErrorReply, RESP_TYPES } from 'redis';
 
 import { GatehouseError, StoreCommandError, StorePermissionError, StoreUnavailableError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -21,8 +21,16 @@ import type {
   StandaloneOptions,
 } from './options.js';
 import { defineScript, type LuaScript } from './script.js';
+import { decodeSessionValue, sessionKey, sessionKeys, userKeys } from './session-keys.js';
 import {
   assertTtlMs,
+  SESSION_END_REASONS,
+  type SessionEndReason,
+  type SessionLimits,
+  type SessionRef,
+  type SessionValidateOptions,
+  type SessionValidation,
+  type StoredSession,
   type ProbeResult,
   type ServerInfo,
   type Store,
@@ -98,13 +106,23 @@ interface NodeHandle {
   info(): Promise<string>;
 }
 
+type ScriptArgument = string | Buffer;
+
+/** Replies as Buffers, for scripts that return binary values (sealed payloads). */
+const BINARY_REPLIES = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
+
 /** What RedisStore needs from each topology's node-redis client. */
 interface Driver {
   connect(): Promise<unknown>;
   isReady(): boolean;
-  evalSha(sha1: string, keys: string[], args: string[]): Promise<unknown>;
-  eval(source: string, keys: string[], args: string[]): Promise<unknown>;
+  /** EVALSHA; with `binary`, bulk replies come back as Buffers instead of UTF-8 strings. */
+  evalSha(sha1: string, keys: string[], args: ScriptArgument[], binary: boolean): Promise<unknown>;
+  eval(source: string, keys: string[], args: ScriptArgument[], binary: boolean): Promise<unknown>;
   primaries(): Promise<NodeHandle[]>;
+  /** DEL of keys that share a hash slot. */
+  del(keys: string[]): Promise<number>;
+  /** MGET with Buffer replies; the keys must share a hash slot. */
+  mGetBinary(keys: string[]): Promise<Array<Buffer | null>>;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -158,12 +176,17 @@ function standaloneDriver(options: StandaloneOptions, events: DriverEvents): Dri
   });
   client.on('error', events.onError);
   client.on('ready', events.onReady);
+  const clientBinary = client.withTypeMapping(BINARY_REPLIES);
   const address = `${options.host}:${String(options.port)}`;
   return {
     connect: () => client.connect(),
     isReady: () => client.isReady,
-    evalSha: (sha1, keys, args) => client.evalSha(sha1, { keys, arguments: args }),
-    eval: (source, keys, args) => client.eval(source, { keys, arguments: args }),
+    evalSha: (sha1, keys, args, binary) =>
+      (binary ? clientBinary : client).evalSha(sha1, { keys, arguments: args }),
+    eval: (source, keys, args, binary) =>
+      (binary ? clientBinary : client).eval(source, { keys, arguments: args }),
+    mGetBinary: (keys) => clientBinary.mGet(keys),
+    del: (keys) => client.del(keys),
     primaries: () => Promise.resolve([{ address, ping: () => client.ping(), info: () => client.info() }]),
     close: () => client.close(),
     destroy: () => {
@@ -191,12 +214,17 @@ function sentinelDriver(options: SentinelOptions, events: DriverEvents): Driver 
     passthroughClientErrorEvents: true,
   });
   sentinel.on('error', events.onError);
+  const sentinelBinary = sentinel.withTypeMapping(BINARY_REPLIES);
   sentinel.on('topology-change', events.onReady);
   return {
     connect: () => sentinel.connect(),
     isReady: () => sentinel.isReady,
-    evalSha: (sha1, keys, args) => sentinel.evalSha(sha1, { keys, arguments: args }),
-    eval: (source, keys, args) => sentinel.eval(source, { keys, arguments: args }),
+    evalSha: (sha1, keys, args, binary) =>
+      (binary ? sentinelBinary : sentinel).evalSha(sha1, { keys, arguments: args }),
+    eval: (source, keys, args, binary) =>
+      (binary ? sentinelBinary : sentinel).eval(source, { keys, arguments: args }),
+    mGetBinary: (keys) => sentinelBinary.mGet(keys),
+    del: (keys) => sentinel.del(keys),
     primaries: () => {
       const master = sentinel.getMasterNode();
       const address = master ? `${master.host}:${String(master.port)}` : 'unknown';
@@ -221,13 +249,18 @@ function clusterDriver(options: ClusterOptions, events: DriverEvents): Driver {
     commandOptions: commandOptions(options),
   });
   cluster.on('error', events.onError);
+  const clusterBinary = cluster.withTypeMapping(BINARY_REPLIES);
   cluster.on('node-error', events.onError);
   cluster.on('node-ready', events.onReady);
   return {
     connect: () => cluster.connect(),
     isReady: () => cluster.isReady,
-    evalSha: (sha1, keys, args) => cluster.evalSha(sha1, { keys, arguments: args }),
-    eval: (source, keys, args) => cluster.eval(source, { keys, arguments: args }),
+    evalSha: (sha1, keys, args, binary) =>
+      (binary ? clusterBinary : cluster).evalSha(sha1, { keys, arguments: args }),
+    eval: (source, keys, args, binary) =>
+      (binary ? clusterBinary : cluster).eval(source, { keys, arguments: args }),
+    mGetBinary: (keys) => clusterBinary.mGet(keys),
+    del: (keys) => cluster.del(keys),
     primaries: async () =>
       Promise.all(
         cluster.masters.map(async (master) => {
@@ -287,6 +320,28 @@ async function nodeHealth(node: NodeHandle, withDeadline: Deadline): Promise<Sto
 }
 
 const PROBE_SCRIPT = defineScript('probeReadWrite', 1);
+const CREATE_SESSION = defineScript('createSession', 4);
+const VALIDATE_SESSION = defineScript('validateSession', 4);
+const TOUCH_SESSION = defineScript('touchSession', 3);
+const REVOKE_SESSION = defineScript('revokeSession', 4);
+const REVOKE_USER_SESSIONS = defineScript('revokeUserSessions', 3);
+const LIST_SESSIONS = defineScript('listSessions', 3);
+const ROTATE_SESSION = defineScript('rotateSession', 5);
+
+function asBuffer(script: LuaScript, value: unknown): Buffer {
+  if (!Buffer.isBuffer(value)) throw unexpectedReply(script, value);
+  return value;
+}
+
+function asStrings(script: LuaScript, value: unknown): string[] {
+  if (!Array.isArray(value)) throw unexpectedReply(script, value);
+  return value.map((item: unknown) => (Buffer.isBuffer(item) ? item.toString() : String(item)));
+}
+
+function asReason(value: unknown): SessionEndReason | null {
+  const text = Buffer.isBuffer(value) ? value.toString() : String(value);
+  return SESSION_END_REASONS.find((reason) => reason === text) ?? null;
+}
 
 export class RedisStore implements Store {
   readonly mode: RedisConnectionOptions['topology'];
@@ -363,6 +418,154 @@ export class RedisStore implements Store {
     };
   }
 
+  async sessionCreate(
+    ref: SessionRef,
+    payload: Buffer,
+    limits: SessionLimits,
+  ): Promise<{ session: StoredSession; evicted: string[] }> {
+    const keys = sessionKeys(this.keys, ref);
+    const reply = await this.runScript(
+      CREATE_SESSION,
+      [keys.session, keys.index, keys.deadlines, keys.ended],
+      [
+        ref.tokenHash,
+        payload,
+        String(limits.idleTimeoutMs),
+        String(limits.absoluteTimeoutMs),
+        String(limits.maxPerUser),
+        String(limits.reasonTtlMs),
+      ],
+      true,
+    );
+    if (!Array.isArray(reply) || reply.length === 0) throw unexpectedReply(CREATE_SESSION, reply);
+    const [value, ...evicted] = reply as unknown[];
+    return {
+      session: decodeSessionValue(ref.tokenHash, asBuffer(CREATE_SESSION, value)),
+      evicted: asStrings(CREATE_SESSION, evicted),
+    };
+  }
+
+  async sessionValidate(ref: SessionRef, options: SessionValidateOptions): Promise<SessionValidation> {
+    const keys = sessionKeys(this.keys, ref);
+    const reply = await this.runScript(
+      VALIDATE_SESSION,
+      [keys.session, keys.index, keys.deadlines, keys.ended],
+      [
+        ref.tokenHash,
+        String(options.touchIntervalMs),
+        String(options.pendingCount),
+        String(options.reasonTtlMs),
+        String(options.absoluteTimeoutMs),
+      ],
+      true,
+    );
+    if (!Array.isArray(reply)) throw unexpectedReply(VALIDATE_SESSION, reply);
+    const [live, value, touchedOrExpired, nowMs] = reply as unknown[];
+    if (live !== 1) {
+      const reason = asReason(value);
+      return Buffer.isBuffer(touchedOrExpired)
+        ? { session: null, reason, expired: decodeSessionValue(ref.tokenHash, touchedOrExpired) }
+        : { session: null, reason };
+    }
+    return {
+      session: decodeSessionValue(ref.tokenHash, asBuffer(VALIDATE_SESSION, value)),
+      touched: touchedOrExpired === 1,
+      nowMs: Number(nowMs),
+    };
+  }
+
+  async sessionTouch(ref: SessionRef, addCount: number, lastSeenAtMs: number): Promise<boolean> {
+    const keys = sessionKeys(this.keys, ref);
+    const reply = await this.runScript(
+      TOUCH_SESSION,
+      [keys.session, keys.index, keys.deadlines],
+      [ref.tokenHash, String(addCount), String(lastSeenAtMs)],
+    );
+    return reply === 1;
+  }
+
+  async sessionRevoke(
+    ref: SessionRef,
+    reason: SessionEndReason,
+    reasonTtlMs: number,
+  ): Promise<{ ended: boolean; session: StoredSession | null }> {
+    const keys = sessionKeys(this.keys, ref);
+    const reply = await this.runScript(
+      REVOKE_SESSION,
+      [keys.session, keys.index, keys.deadlines, keys.ended],
+      [ref.tokenHash, reason, String(reasonTtlMs)],
+      true,
+    );
+    if (!Array.isArray(reply)) throw unexpectedReply(REVOKE_SESSION, reply);
+    const [ended, value] = reply as unknown[];
+    return {
+      ended: ended === 1,
+      session: Buffer.isBuffer(value) ? decodeSessionValue(ref.tokenHash, value) : null,
+    };
+  }
+
+  async sessionRevokeAll(
+    uid: string,
+    exceptTokenHash: string | null,
+    reason: SessionEndReason,
+    reasonTtlMs: number,
+  ): Promise<string[]> {
+    const keys = userKeys(this.keys, uid);
+    const reply = await this.runScript(
+      REVOKE_USER_SESSIONS,
+      [keys.index, keys.deadlines, keys.ended],
+      [exceptTokenHash ?? '', reason, String(reasonTtlMs)],
+    );
+    return asStrings(REVOKE_USER_SESSIONS, reply);
+  }
+
+  async sessionDiscard(uid: string, tokenHashes: readonly string[]): Promise<void> {
+    if (tokenHashes.length === 0) return;
+    const names = tokenHashes.map((tokenHash) => sessionKey(this.keys, { uid, tokenHash }));
+    // One user's keys share a hash tag: one DEL, even on Cluster.
+    await this.withDeadline(() => this.driver.del(names));
+  }
+
+  async sessionList(uid: string, limits: SessionLimits): Promise<StoredSession[]> {
+    const keys = userKeys(this.keys, uid);
+    const reply = await this.runScript(
+      LIST_SESSIONS,
+      [keys.index, keys.deadlines, keys.ended],
+      [String(limits.absoluteTimeoutMs), String(limits.reasonTtlMs)],
+    );
+    const tokenHashes = asStrings(LIST_SESSIONS, reply);
+    if (tokenHashes.length === 0) return [];
+    const sessionKeyNames = tokenHashes.map((tokenHash) => sessionKey(this.keys, { uid, tokenHash }));
+    // All of one user's keys share a hash tag, so one MGET reads them even on Cluster.
+    const values = await this.withDeadline(() => this.driver.mGetBinary(sessionKeyNames));
+    const sessions: StoredSession[] = [];
+    values.forEach((value, index) => {
+      const tokenHash = tokenHashes[index];
+      if (Buffer.isBuffer(value) && tokenHash !== undefined)
+        sessions.push(decodeSessionValue(tokenHash, value));
+    });
+    return sessions;
+  }
+
+  async sessionRotate(
+    ref: SessionRef,
+    newTokenHash: string,
+    payload: Buffer,
+    reasonTtlMs: number,
+  ): Promise<StoredSession | null> {
+    const keys = sessionKeys(this.keys, ref);
+    const newKey = sessionKey(this.keys, { uid: ref.uid, tokenHash: newTokenHash });
+    const reply = await this.runScript(
+      ROTATE_SESSION,
+      [keys.session, newKey, keys.index, keys.deadlines, keys.ended],
+      [ref.tokenHash, newTokenHash, payload, String(reasonTtlMs)],
+      true,
+    );
+    if (!Array.isArray(reply)) throw unexpectedReply(ROTATE_SESSION, reply);
+    const [rotated, value] = reply as unknown[];
+    return rotated === 1 ? decodeSessionValue(newTokenHash, asBuffer(ROTATE_SESSION, value)) : null;
+  }
+
   async health(): Promise<StoreHealth> {
     let nodes: StoreNodeHealth[];
     try {
@@ -402,7 +605,12 @@ export class RedisStore implements Store {
    * The number of keys is checked so that keys never travel in ARGV, where Cluster routing and
    * ACL key patterns could not see them.
    */
-  protected async runScript(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+  protected async runScript(
+    script: LuaScript,
+    keys: string[],
+    args: ScriptArgument[],
+    binary = false,
+  ): Promise<unknown> {
     if (keys.length !== script.numberOfKeys) {
       throw new TypeError(
         `${script.name} takes ${String(script.numberOfKeys)} keys, got ${String(keys.length)}`,
@@ -410,11 +618,11 @@ export class RedisStore implements Store {
     }
     return this.withDeadline(async () => {
       try {
-        return await this.driver.evalSha(script.sha1, keys, args);
+        return await this.driver.evalSha(script.sha1, keys, args, binary);
       } catch (error) {
         if (!isNoScript(error)) throw error;
       }
-      return this.driver.eval(script.source, keys, args);
+      return this.driver.eval(script.source, keys, args, binary);
     });
   }
 

@@ -57,6 +57,61 @@ export interface StoreHealth {
   readonly nodes: readonly StoreNodeHealth[];
 }
 
+/** Why a session ended, when the store knows. */
+export type SessionEndReason = 'expired-idle' | 'expired-absolute' | 'revoked' | 'evicted-limit' | 'rotated';
+
+export const SESSION_END_REASONS: readonly SessionEndReason[] = [
+  'expired-idle',
+  'expired-absolute',
+  'revoked',
+  'evicted-limit',
+  'rotated',
+];
+
+/** Where a session lives: its user's pseudonym (the hash tag) and the hash of its token. */
+export interface SessionRef {
+  readonly uid: string;
+  readonly tokenHash: string;
+}
+
+/** A session as stored: timestamps on the store's clock, the payload still sealed. */
+export interface StoredSession {
+  readonly tokenHash: string;
+  readonly createdAtMs: number;
+  readonly lastSeenAtMs: number;
+  readonly idleTimeoutMs: number;
+  readonly absoluteExpiresAtMs: number;
+  readonly requestCount: number;
+  readonly payload: Buffer;
+}
+
+export interface SessionLimits {
+  readonly idleTimeoutMs: number;
+  readonly absoluteTimeoutMs: number;
+  readonly maxPerUser: number;
+  /** How long the reason a session ended is kept for its device. */
+  readonly reasonTtlMs: number;
+}
+
+export interface SessionValidateOptions {
+  /** Write lastSeenAt at most this often. */
+  readonly touchIntervalMs: number;
+  /** Requests counted in this process since its last write, this one included. */
+  readonly pendingCount: number;
+  /** Tells an absolute expiry from an idle one once the session's key has expired. */
+  readonly absoluteTimeoutMs: number;
+  readonly reasonTtlMs: number;
+}
+
+export type SessionValidation =
+  | { readonly session: StoredSession; readonly touched: boolean; readonly nowMs: number }
+  | {
+      readonly session: null;
+      readonly reason: SessionEndReason | null;
+      /** The session as it was, when it expired during this very validation. */
+      readonly expired?: StoredSession;
+    };
+
 export interface Store {
   readonly mode: StoreMode;
   readonly keys: KeySpace;
@@ -73,6 +128,57 @@ export interface Store {
 
   /** Writes `value` under the probe key for `ttlMs`, reads it back and reports the server clock. */
   probeReadWrite(probeId: string, value: string, ttlMs: number): Promise<ProbeResult>;
+
+  /**
+   * Stores a new session, first forgetting the user's expired sessions, then ending the oldest
+   * beyond `maxPerUser` (reason `evicted-limit`), all in one atomic step.
+   */
+  sessionCreate(
+    ref: SessionRef,
+    payload: Buffer,
+    limits: SessionLimits,
+  ): Promise<{ readonly session: StoredSession; readonly evicted: readonly string[] }>;
+
+  /**
+   * Checks a session against its deadlines and its user's index; when its last write is at
+   * least `touchIntervalMs` old, writes lastSeenAt = now and adds `pendingCount` requests.
+   */
+  sessionValidate(ref: SessionRef, options: SessionValidateOptions): Promise<SessionValidation>;
+
+  /** Writes buffered activity to a live session; false when it is gone. */
+  sessionTouch(ref: SessionRef, addCount: number, lastSeenAtMs: number): Promise<boolean>;
+
+  /** Ends one session; `ended` is true when it was live, `session` is what was stored when known. */
+  sessionRevoke(
+    ref: SessionRef,
+    reason: SessionEndReason,
+    reasonTtlMs: number,
+  ): Promise<{ readonly ended: boolean; readonly session: StoredSession | null }>;
+
+  /** Ends every session of a user but `exceptTokenHash`; returns the token hashes ended. */
+  sessionRevokeAll(
+    uid: string,
+    exceptTokenHash: string | null,
+    reason: SessionEndReason,
+    reasonTtlMs: number,
+  ): Promise<readonly string[]>;
+
+  /**
+   * Deletes the keys of sessions already ended (out of the index): the scripts that end many
+   * sessions at once cannot name their keys, so the caller removes them right after.
+   */
+  sessionDiscard(uid: string, tokenHashes: readonly string[]): Promise<void>;
+
+  /** A user's live sessions, oldest first (forgetting expired ones, keeping why they ended). */
+  sessionList(uid: string, limits: SessionLimits): Promise<readonly StoredSession[]>;
+
+  /** Moves a live session to a new token hash with a new payload; null when it is not live. */
+  sessionRotate(
+    ref: SessionRef,
+    newTokenHash: string,
+    payload: Buffer,
+    reasonTtlMs: number,
+  ): Promise<StoredSession | null>;
 
   /** PING latency and server facts per primary; never throws. */
   health(): Promise<StoreHealth>;

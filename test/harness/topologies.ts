@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
-import { createClient } from 'redis';
+import { createClient, RESP_TYPES } from 'redis';
 
 import { aclRule } from '../../src/store/acl.js';
 import type { ClusterOptions, SentinelOptions, StandaloneOptions } from '../../src/store/options.js';
@@ -342,4 +342,41 @@ export function redisInspector(clients: readonly AdminClient[], prefix: string) 
     },
     keyCount: async (): Promise<number> => (await scanAll()).length,
   };
+}
+
+/** Every key under `prefix` on the given primaries, with its value as text (latin1 for binary). */
+export async function dumpKeys(
+  clients: readonly AdminClient[],
+  prefix: string,
+): Promise<Map<string, string>> {
+  const dump = new Map<string, string>();
+  for (const client of clients) {
+    const binary = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) {
+      for (const key of keys) {
+        const type = await client.type(key);
+        const value: unknown =
+          type === 'string'
+            ? await binary.get(key)
+            : type === 'zset'
+              ? await binary.zRangeWithScores(key, 0, -1)
+              : type === 'hash'
+                ? await binary.hGetAll(key)
+                : type;
+        dump.set(key, render(value));
+      }
+    }
+  }
+  return dump;
+}
+
+function render(value: unknown): string {
+  if (Buffer.isBuffer(value)) return value.toString('latin1');
+  if (Array.isArray(value)) return value.map(render).join(' ');
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value)
+      .map(([field, inner]) => `${field}=${render(inner)}`)
+      .join(' ');
+  }
+  return String(value);
 }

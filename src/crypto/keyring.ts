@@ -1,0 +1,94 @@
+/**
+ * The key ring from `SECRET_KEYS` (newest first). Each purpose gets its own subkey through
+ * HKDF-SHA-256, so a key is never used for two jobs:
+ *
+ * - encryption (AES-256-GCM): always with the newest key; every older key still decrypts, so
+ *   keys rotate by prepending a new one and dropping the oldest after the data it sealed expired;
+ * - identifiers (HMAC-SHA-256 of user ids, IPs, emails before they become part of a Redis key):
+ *   with the OLDEST key, so prepending a key does not change them; dropping the oldest key does,
+ *   so drop it only after the absolute session timeout has passed since the new key was added;
+ * - audit hashes (HMAC of session handles): with the newest key.
+ */
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+
+const FORMAT_VERSION = 1;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const KEY_ID_BYTES = 4;
+const HEADER_BYTES = 1 + KEY_ID_BYTES + IV_BYTES;
+
+function subkey(secret: Buffer, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), `gatehouse ${purpose}`, 32));
+}
+
+interface EncryptionKey {
+  readonly id: Buffer;
+  readonly key: Buffer;
+}
+
+export class KeyRing {
+  private readonly encryptionKeys: readonly EncryptionKey[];
+  private readonly identifierKey: Buffer;
+  private readonly auditKey: Buffer;
+
+  constructor(secretKeys: readonly Buffer[]) {
+    if (secretKeys.length === 0) throw new TypeError('the key ring needs at least one secret key');
+    for (const key of secretKeys) {
+      if (key.length < 32) throw new TypeError('each secret key must be at least 32 bytes');
+    }
+    this.encryptionKeys = secretKeys.map((secret) => {
+      const key = subkey(secret, 'encryption v1');
+      // A short public fingerprint tells which key sealed a value, whatever the ring's order.
+      return { id: createHash('sha256').update(key).digest().subarray(0, KEY_ID_BYTES), key };
+    });
+    this.identifierKey = subkey(secretKeys[secretKeys.length - 1] ?? Buffer.alloc(0), 'identifiers v1');
+    this.auditKey = subkey(secretKeys[0] ?? Buffer.alloc(0), 'audit v1');
+  }
+
+  /** A ring with one fresh random key, for tests and single-process development. */
+  static random(): KeyRing {
+    return new KeyRing([randomBytes(32)]);
+  }
+
+  /** AES-256-GCM with the newest key; `associatedData` binds the ciphertext to where it is stored. */
+  seal(plaintext: Buffer, associatedData: string): Buffer {
+    const newest = this.encryptionKeys[0];
+    if (!newest) throw new Error('empty key ring');
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', newest.key, iv);
+    cipher.setAAD(Buffer.from(associatedData));
+    const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    return Buffer.concat([Buffer.from([FORMAT_VERSION]), newest.id, iv, body, cipher.getAuthTag()]);
+  }
+
+  /** The plaintext, or `null` when the value was not sealed by a key of this ring for this place. */
+  open(sealed: Buffer, associatedData: string): Buffer | null {
+    if (sealed.length < HEADER_BYTES + TAG_BYTES || sealed[0] !== FORMAT_VERSION) return null;
+    const id = sealed.subarray(1, 1 + KEY_ID_BYTES);
+    const entry = this.encryptionKeys.find((candidate) => candidate.id.equals(id));
+    if (!entry) return null;
+    const iv = sealed.subarray(1 + KEY_ID_BYTES, HEADER_BYTES);
+    const body = sealed.subarray(HEADER_BYTES, sealed.length - TAG_BYTES);
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', entry.key, iv);
+      decipher.setAAD(Buffer.from(associatedData));
+      decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+      return Buffer.concat([decipher.update(body), decipher.final()]);
+    } catch {
+      return null;
+    }
+  }
+
+  /** A stable pseudonym for an identifier (HMAC-SHA-256, base64url, `length` characters). */
+  identifier(kind: string, value: string, length = 16): string {
+    return createHmac('sha256', this.identifierKey)
+      .update(`${kind}\0${value}`)
+      .digest('base64url')
+      .slice(0, length);
+  }
+
+  /** A salted hash for audit records (so logs can correlate a session without naming it). */
+  auditHash(value: string): string {
+    return createHmac('sha256', this.auditKey).update(value).digest('base64url').slice(0, 22);
+  }
+}

@@ -1,0 +1,25 @@
+-- revokeSession: end one session now and keep the reason for its device.
+--
+-- KEYS[1]  session key: <prefix>:sess.v1:{uid}:s:<tokenHash>
+-- KEYS[2]  the user's index (zset): <prefix>:sess.v1:{uid}:i
+-- KEYS[3]  the user's deadlines (zset): <prefix>:sess.v1:{uid}:d
+-- KEYS[4]  why the user's sessions ended (hash): <prefix>:sess.v1:{uid}:e
+-- ARGV[1]  tokenHash
+-- ARGV[2]  reason (e.g. revoked)
+-- ARGV[3]  reasonTtlMs: how long the reason is kept (integer > 0)
+--
+-- Returns  { 1, the ended session's value } when a live session was ended, { 0 } when there was none
+local value = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+local indexed = redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if indexed == 1 then
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+  if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[3]) then
+    redis.call('PEXPIRE', KEYS[4], ARGV[3])
+  end
+end
+if indexed == 1 and value then
+  return { 1, value }
+end
+return { indexed }

@@ -1,0 +1,75 @@
+-- validateSession: check a session against its stored idle and absolute deadlines and its
+-- user's index, and touch it when the last write is older than the touch interval (sliding
+-- expiry with throttled writes). An ended session is refused at once, even if its key is still
+-- there, because it is no longer in the index; its key is removed here.
+--
+-- KEYS[1]  session key: <prefix>:sess.v1:{uid}:s:<tokenHash>
+-- KEYS[2]  the user's index (zset): <prefix>:sess.v1:{uid}:i
+-- KEYS[3]  the user's deadlines (zset): <prefix>:sess.v1:{uid}:d
+-- KEYS[4]  why the user's sessions ended (hash): <prefix>:sess.v1:{uid}:e
+-- ARGV[1]  tokenHash
+-- ARGV[2]  touchIntervalMs: write lastSeenAt at most this often (integer >= 0)
+-- ARGV[3]  pendingCount: requests counted in the caller's process since its last write, this one included
+-- ARGV[4]  reasonTtlMs: how long an end reason is kept (integer > 0)
+-- ARGV[5]  absoluteTimeoutMs: tells an absolute expiry from an idle one once the key is gone
+--
+-- Returns  { 1, session value (header and payload), touched (0 or 1), server time ms }
+--          or { 0, end reason or '' when unknown }
+--          or { 0, expired-idle | expired-absolute, session value } when it expires here
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local member = ARGV[1]
+
+local function recordEnd(reason)
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+  redis.call('HSET', KEYS[4], member, reason)
+  if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', KEYS[4], ARGV[4])
+  end
+end
+
+local value = redis.call('GET', KEYS[1])
+if not value then
+  -- Expired by TTL: the index still holds its deadline and creation time, which say which timeout it was.
+  local deadline = tonumber(redis.call('ZSCORE', KEYS[3], member))
+  local order = tonumber(redis.call('ZSCORE', KEYS[2], member))
+  if deadline and order and deadline <= now then
+    local createdAt = math.floor(order / 1000)
+    local reason = 'expired-idle'
+    if deadline >= createdAt + tonumber(ARGV[5]) then
+      reason = 'expired-absolute'
+    end
+    recordEnd(reason)
+    return { 0, reason }
+  end
+  return { 0, redis.call('HGET', KEYS[4], member) or '' }
+end
+if not redis.call('ZSCORE', KEYS[2], member) then
+  redis.call('DEL', KEYS[1])
+  return { 0, redis.call('HGET', KEYS[4], member) or '' }
+end
+
+local createdAt, lastSeenAt, idle, absoluteExpiresAt, count = struct.unpack('>ddddd', value)
+local reason = nil
+if now >= absoluteExpiresAt then
+  reason = 'expired-absolute'
+elseif now >= lastSeenAt + idle then
+  reason = 'expired-idle'
+end
+if reason then
+  redis.call('DEL', KEYS[1])
+  recordEnd(reason)
+  return { 0, reason, value }
+end
+
+local touched = 0
+if now - lastSeenAt >= tonumber(ARGV[2]) then
+  local deadline = math.min(now + idle, absoluteExpiresAt)
+  value = struct.pack('>ddddd', createdAt, now, idle, absoluteExpiresAt, count + tonumber(ARGV[3]))
+    .. string.sub(value, 41)
+  redis.call('SET', KEYS[1], value, 'PX', deadline - now)
+  redis.call('ZADD', KEYS[3], 'XX', deadline, member)
+  touched = 1
+end
+return { 1, value, touched, now }

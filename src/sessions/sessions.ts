@@ -1,0 +1,421 @@
+/**
+ * Distributed sessions: every instance can create, validate, list and end them; only hashes of
+ * tokens and sealed (AES-256-GCM) payloads reach the store.
+ *
+ * Token: 59 base64url characters, the user's 16-character pseudonym (HMAC of the user id, the
+ * Cluster hash tag that keeps a user's keys together) followed by 43 characters of 256 random
+ * bits. Only the first 128 bits of its SHA-256 name the stored session; a leaked key, dump or
+ * handle does not give back the token.
+ *
+ * Handle: the public name of a session (listing, termination): the same pseudonym followed by the
+ * 22-character token hash. It is not a credential: validating needs the token itself.
+ *
+ * Activity: a validation writes at most once per `touchInterval` (default 60 s); the requests
+ * counted in between are buffered in this process and written with the next write, or by the
+ * periodic flush. The idle deadline is therefore enforced from the last write, at most one
+ * touch interval earlier than the strict deadline: on the safe side.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+
+import type { KeyRing } from '../crypto/keyring.js';
+import type { SessionEndReason, SessionLimits, SessionRef, Store, StoredSession } from '../store/store.js';
+import { toMs, type Duration } from '../util/duration.js';
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+export interface SessionInput {
+  readonly userId: string;
+  readonly organizationId?: string | null;
+  readonly roles?: readonly string[];
+  readonly permissions?: readonly string[];
+  /** Personal data: sealed with the payload, never stored in clear. */
+  readonly ip?: string | null;
+  /** Personal data: sealed with the payload, never stored in clear. */
+  readonly userAgent?: string | null;
+  /** e.g. `password`, `sso`, `passkey`. Default `password`. */
+  readonly authMethod?: string;
+  /** Your own data (JSON), sealed with the rest. */
+  readonly data?: JsonValue;
+}
+
+export interface Session {
+  /** Public name of the session (not the token): list, show and terminate by it. */
+  readonly handle: string;
+  readonly userId: string;
+  readonly organizationId: string | null;
+  readonly roles: readonly string[];
+  readonly permissions: readonly string[];
+  readonly authMethod: string;
+  readonly ip: string | null;
+  readonly userAgent: string | null;
+  readonly data: JsonValue | null;
+  readonly createdAtMs: number;
+  readonly lastSeenAtMs: number;
+  /** When it ends if unused: min(last activity + idle timeout, absolute expiry). */
+  readonly idleExpiresAtMs: number;
+  readonly absoluteExpiresAtMs: number;
+  readonly requestCount: number;
+}
+
+export type SessionAuditType =
+  | 'session.created'
+  | 'session.rotated'
+  | 'session.revoked'
+  | 'session.evicted'
+  | 'session.expired-idle'
+  | 'session.expired-absolute';
+
+/** An audit record: who and what, never a token or a handle in clear. */
+export interface SessionAuditEvent {
+  readonly type: SessionAuditType;
+  /** The user id, when known (always, except for a revocation of a session already gone). */
+  readonly userId: string | null;
+  /** Salted hash of the session handle: correlates records without naming the session. */
+  readonly sessionHash: string;
+}
+
+export interface SessionsOptions {
+  /** Default 30m. */
+  readonly idleTimeout?: Duration;
+  /** Default 12h. */
+  readonly absoluteTimeout?: Duration;
+  /** Default 5; the oldest session is ended when a user signs in once more. */
+  readonly maxPerUser?: number;
+  /** Write activity at most this often per session. Default 60s. */
+  readonly touchInterval?: Duration;
+  /** Write buffered activity this often. Default: the touch interval. */
+  readonly flushInterval?: Duration;
+  /** Receives an event for every session created, rotated, revoked, evicted or expired. */
+  readonly audit?: (event: SessionAuditEvent) => void;
+}
+
+export type SessionValidationResult =
+  | { readonly session: Session; readonly reason: null }
+  | { readonly session: null; readonly reason: SessionEndReason | null };
+
+const PSEUDONYM_LENGTH = 16;
+const SECRET_BYTES = 32;
+export const TOKEN_LENGTH = PSEUDONYM_LENGTH + 43;
+const TOKEN_HASH_LENGTH = 22;
+export const HANDLE_LENGTH = PSEUDONYM_LENGTH + TOKEN_HASH_LENGTH;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** Buffered activity entries before a flush is forced, so memory stays bounded. */
+const MAX_BUFFERED = 10_000;
+const FLUSH_CONCURRENCY = 32;
+
+interface Payload {
+  u: string;
+  o: string | null;
+  r: string[];
+  p: string[];
+  m: string;
+  i: string | null;
+  a: string | null;
+  d: JsonValue | null;
+}
+
+interface BufferedActivity {
+  readonly ref: SessionRef;
+  pending: number;
+  lastSeenAtMs: number;
+}
+
+function tokenHashOf(token: string): string {
+  return createHash('sha256').update(token).digest('base64url').slice(0, TOKEN_HASH_LENGTH);
+}
+
+/** Where a token's session lives, or null when the token cannot be one (no store call needed). */
+export function refFromToken(token: unknown): SessionRef | null {
+  if (typeof token !== 'string' || token.length !== TOKEN_LENGTH || !BASE64URL.test(token)) return null;
+  return { uid: token.slice(0, PSEUDONYM_LENGTH), tokenHash: tokenHashOf(token) };
+}
+
+/** Where a handle's session lives, or null when it cannot be a handle. */
+export function refFromHandle(handle: unknown): SessionRef | null {
+  if (typeof handle !== 'string' || handle.length !== HANDLE_LENGTH || !BASE64URL.test(handle)) return null;
+  return { uid: handle.slice(0, PSEUDONYM_LENGTH), tokenHash: handle.slice(PSEUDONYM_LENGTH) };
+}
+
+function handleOf(ref: SessionRef): string {
+  return ref.uid + ref.tokenHash;
+}
+
+function checkStrings(name: string, values: unknown): string[] {
+  if (values === undefined) return [];
+  if (!Array.isArray(values)) throw new TypeError(`${name} must be an array of strings`);
+  return values.map((value: unknown) => {
+    if (typeof value !== 'string') throw new TypeError(`${name} must be an array of strings`);
+    return value;
+  });
+}
+
+export class Sessions {
+  private readonly limits: SessionLimits;
+  private readonly touchIntervalMs: number;
+  private readonly buffered = new Map<string, BufferedActivity>();
+  private readonly flushTimer: NodeJS.Timeout;
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly keyRing: KeyRing,
+    private readonly options: SessionsOptions = {},
+  ) {
+    const idleTimeoutMs = toMs('sessions.idleTimeout', options.idleTimeout ?? '30m');
+    const absoluteTimeoutMs = toMs('sessions.absoluteTimeout', options.absoluteTimeout ?? '12h');
+    const maxPerUser = options.maxPerUser ?? 5;
+    if (idleTimeoutMs < 1000 || absoluteTimeoutMs < idleTimeoutMs) {
+      throw new TypeError('sessions: idleTimeout must be at least 1s and at most absoluteTimeout');
+    }
+    if (!Number.isSafeInteger(maxPerUser) || maxPerUser < 1) {
+      throw new TypeError('sessions.maxPerUser must be an integer of at least 1');
+    }
+    this.limits = { idleTimeoutMs, absoluteTimeoutMs, maxPerUser, reasonTtlMs: absoluteTimeoutMs };
+    this.touchIntervalMs = toMs('sessions.touchInterval', options.touchInterval ?? '60s');
+    const flushIntervalMs = toMs('sessions.flushInterval', options.flushInterval ?? this.touchIntervalMs);
+    this.flushTimer = setInterval(() => void this.flush(), Math.max(flushIntervalMs, 100));
+    this.flushTimer.unref();
+  }
+
+  /** The user's pseudonym: the hash tag of their keys and the first part of their tokens and handles. */
+  userPseudonym(userId: string): string {
+    return this.keyRing.identifier('user', userId, PSEUDONYM_LENGTH);
+  }
+
+  /**
+   * Creates a session. The token is returned once and never stored; keep it in a cookie or give
+   * it to the API client. When the user is at the limit, their oldest sessions end here.
+   */
+  async create(input: SessionInput): Promise<{ token: string; session: Session }> {
+    if (typeof input.userId !== 'string' || input.userId === '')
+      throw new TypeError('userId must be a non-empty string');
+    const payload: Payload = {
+      u: input.userId,
+      o: input.organizationId ?? null,
+      r: checkStrings('roles', input.roles),
+      p: checkStrings('permissions', input.permissions),
+      m: input.authMethod ?? 'password',
+      i: input.ip ?? null,
+      a: input.userAgent ?? null,
+      d: input.data ?? null,
+    };
+    const uid = this.userPseudonym(input.userId);
+    const token = uid + randomBytes(SECRET_BYTES).toString('base64url');
+    const ref = { uid, tokenHash: tokenHashOf(token) };
+    const { session, evicted } = await this.store.sessionCreate(ref, this.seal(ref, payload), this.limits);
+    this.audit('session.created', input.userId, ref);
+    for (const tokenHash of evicted) this.audit('session.evicted', input.userId, { uid, tokenHash });
+    await this.discard(uid, evicted);
+    return { token, session: this.present(ref, session, payload) };
+  }
+
+  /** The live session of `token`, or null (unknown, expired, ended or malformed: never throws for those). */
+  async validate(token: unknown): Promise<Session | null> {
+    return (await this.validateWithReason(token)).session;
+  }
+
+  /** Like `validate`, and says why a session is gone when the store knows. */
+  async validateWithReason(token: unknown): Promise<SessionValidationResult> {
+    const ref = refFromToken(token);
+    if (!ref) return { session: null, reason: null };
+    const key = handleOf(ref);
+    const buffered = this.buffered.get(key);
+    const pending = (buffered?.pending ?? 0) + 1;
+    const result = await this.store.sessionValidate(ref, {
+      touchIntervalMs: this.touchIntervalMs,
+      pendingCount: pending,
+      absoluteTimeoutMs: this.limits.absoluteTimeoutMs,
+      reasonTtlMs: this.limits.reasonTtlMs,
+    });
+    if (result.session === null) {
+      this.buffered.delete(key);
+      if (result.reason === 'expired-idle' || result.reason === 'expired-absolute') {
+        const payload = result.expired ? this.openPayload(ref, result.expired) : null;
+        this.audit(`session.${result.reason}`, payload?.u ?? null, ref);
+      }
+      return { session: null, reason: result.reason };
+    }
+    const payload = this.openPayload(ref, result.session);
+    if (!payload) return { session: null, reason: null };
+    let stored = result.session;
+    if (result.touched) {
+      this.buffered.delete(key);
+    } else {
+      this.buffered.set(key, { ref, pending, lastSeenAtMs: result.nowMs });
+      stored = { ...stored, lastSeenAtMs: result.nowMs, requestCount: stored.requestCount + pending };
+      if (this.buffered.size >= MAX_BUFFERED) void this.flush();
+    }
+    return { session: this.present(ref, stored, payload), reason: null };
+  }
+
+  /** A user's live sessions, oldest first (handles, never tokens). */
+  async list(userId: string): Promise<Session[]> {
+    const uid = this.userPseudonym(userId);
+    const stored = await this.store.sessionList(uid, this.limits);
+    return stored.flatMap((session) => {
+      const ref = { uid, tokenHash: session.tokenHash };
+      const payload = this.openPayload(ref, session);
+      if (!payload) return [];
+      const activity = this.buffered.get(handleOf(ref));
+      const current = activity
+        ? {
+            ...session,
+            lastSeenAtMs: Math.max(session.lastSeenAtMs, activity.lastSeenAtMs),
+            requestCount: session.requestCount + activity.pending,
+          }
+        : session;
+      return [this.present(ref, current, payload)];
+    });
+  }
+
+  /**
+   * Ends the session named by `handle`. With `userId`, only if the session is that user's (so a
+   * user can never end someone else's). True when a live session was ended.
+   */
+  async revoke(handle: string, options: { userId?: string } = {}): Promise<boolean> {
+    const ref = refFromHandle(handle);
+    if (!ref) return false;
+    if (options.userId !== undefined && this.userPseudonym(options.userId) !== ref.uid) return false;
+    this.buffered.delete(handle);
+    const { ended, session } = await this.store.sessionRevoke(ref, 'revoked', this.limits.reasonTtlMs);
+    if (ended) {
+      const userId = options.userId ?? (session ? (this.openPayload(ref, session)?.u ?? null) : null);
+      this.audit('session.revoked', userId, ref);
+    }
+    return ended;
+  }
+
+  /** Ends every session of the user ("log out everywhere"); returns how many. */
+  async revokeAll(userId: string): Promise<number> {
+    return this.revokeUser(userId, null);
+  }
+
+  /** Ends every session of the user but `currentHandle`; returns how many. */
+  async revokeOthers(userId: string, currentHandle: string): Promise<number> {
+    const current = refFromHandle(currentHandle);
+    if (!current || current.uid !== this.userPseudonym(userId)) {
+      throw new TypeError('currentHandle is not a session handle of this user');
+    }
+    return this.revokeUser(userId, current.tokenHash);
+  }
+
+  /**
+   * Moves a live session to a new token (sign-in, privilege change): same data, same creation
+   * time and deadlines, and the old token is dead at once. Null when `token` is not live.
+   */
+  async rotate(token: string): Promise<{ token: string; session: Session } | null> {
+    const current = await this.validate(token);
+    const ref = refFromToken(token);
+    if (!current || !ref) return null;
+    const payload = this.payloadOf(current);
+    const newToken = ref.uid + randomBytes(SECRET_BYTES).toString('base64url');
+    const newRef = { uid: ref.uid, tokenHash: tokenHashOf(newToken) };
+    this.buffered.delete(handleOf(ref));
+    const rotated = await this.store.sessionRotate(
+      ref,
+      newRef.tokenHash,
+      this.seal(newRef, payload),
+      this.limits.reasonTtlMs,
+    );
+    if (!rotated) return null;
+    this.audit('session.rotated', current.userId, newRef);
+    return { token: newToken, session: this.present(newRef, rotated, payload) };
+  }
+
+  /** Writes buffered activity now (also runs on a timer, and at close). */
+  async flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    const batch = [...this.buffered.values()];
+    this.buffered.clear();
+    this.flushing = (async () => {
+      for (let start = 0; start < batch.length; start += FLUSH_CONCURRENCY) {
+        await Promise.allSettled(
+          batch
+            .slice(start, start + FLUSH_CONCURRENCY)
+            .map((activity) =>
+              this.store.sessionTouch(activity.ref, activity.pending, activity.lastSeenAtMs),
+            ),
+        );
+      }
+    })().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  /** Flushes buffered activity and stops the flush timer. */
+  async close(): Promise<void> {
+    clearInterval(this.flushTimer);
+    await this.flush();
+  }
+
+  private async revokeUser(userId: string, exceptTokenHash: string | null): Promise<number> {
+    const uid = this.userPseudonym(userId);
+    const ended = await this.store.sessionRevokeAll(uid, exceptTokenHash, 'revoked', this.limits.reasonTtlMs);
+    for (const tokenHash of ended) {
+      this.buffered.delete(uid + tokenHash);
+      this.audit('session.revoked', userId, { uid, tokenHash });
+    }
+    await this.discard(uid, ended);
+    return ended.length;
+  }
+
+  /**
+   * Removes the keys of sessions that were just ended. They are dead already (out of the index,
+   * so validation refuses them); this only frees their memory sooner than their TTL would.
+   */
+  private async discard(uid: string, tokenHashes: readonly string[]): Promise<void> {
+    if (tokenHashes.length === 0) return;
+    try {
+      await this.store.sessionDiscard(uid, tokenHashes);
+    } catch {
+      // Their TTL removes them anyway; validation refuses them meanwhile.
+    }
+  }
+
+  private seal(ref: SessionRef, payload: Payload): Buffer {
+    return this.keyRing.seal(Buffer.from(JSON.stringify(payload)), handleOf(ref));
+  }
+
+  /** The payload, or null when no key of the ring opens it (a key retired too early, or tampering). */
+  private openPayload(ref: SessionRef, stored: StoredSession): Payload | null {
+    const plaintext = this.keyRing.open(stored.payload, handleOf(ref));
+    return plaintext ? (JSON.parse(plaintext.toString()) as Payload) : null;
+  }
+
+  private payloadOf(session: Session): Payload {
+    return {
+      u: session.userId,
+      o: session.organizationId,
+      r: [...session.roles],
+      p: [...session.permissions],
+      m: session.authMethod,
+      i: session.ip,
+      a: session.userAgent,
+      d: session.data,
+    };
+  }
+
+  private present(ref: SessionRef, stored: StoredSession, payload: Payload): Session {
+    return {
+      handle: handleOf(ref),
+      userId: payload.u,
+      organizationId: payload.o,
+      roles: payload.r,
+      permissions: payload.p,
+      authMethod: payload.m,
+      ip: payload.i,
+      userAgent: payload.a,
+      data: payload.d,
+      createdAtMs: stored.createdAtMs,
+      lastSeenAtMs: stored.lastSeenAtMs,
+      idleExpiresAtMs: Math.min(stored.lastSeenAtMs + stored.idleTimeoutMs, stored.absoluteExpiresAtMs),
+      absoluteExpiresAtMs: stored.absoluteExpiresAtMs,
+      requestCount: stored.requestCount,
+    };
+  }
+
+  private audit(type: SessionAuditType, userId: string | null, ref: SessionRef): void {
+    this.options.audit?.({ type, userId, sessionHash: this.keyRing.auditHash(handleOf(ref)) });
+  }
+}
