@@ -85,19 +85,21 @@ type Env = Readonly<Record<string, string | undefined>>;
 const SECRET_VARIABLES = new Set(['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'SECRET_KEYS']);
 const URL_VARIABLES = new Set(['REDIS_URL', 'DATABASE_URL']);
 
+/**
+ * A URL with everything between `://` and the last `@` replaced, by text and not by parsing: a
+ * password with an unencoded `/`, `#` or `?` would otherwise spill into the path a parser sees.
+ */
+export function redactUrl(text: string): string {
+  const start = text.indexOf('://');
+  const at = text.lastIndexOf('@');
+  if (start === -1 || at < start) return text;
+  return `${text.slice(0, start + 3)}***${text.slice(at)}`;
+}
+
 /** A value as it may appear in an error message: quoted, shortened, and never a secret. */
 function printable(variable: string, value: string): string {
-  if (SECRET_VARIABLES.has(variable)) return `(redacted, ${value.length} characters)`;
-  let shown = value;
-  if (URL_VARIABLES.has(variable)) {
-    try {
-      const url = new URL(value);
-      if (url.password !== '') url.password = '***';
-      shown = url.toString();
-    } catch {
-      shown = value.includes('@') ? '(redacted: not a URL)' : value;
-    }
-  }
+  if (SECRET_VARIABLES.has(variable)) return `(redacted, ${String(value.length)} characters)`;
+  const shown = URL_VARIABLES.has(variable) ? redactUrl(value) : value;
   const short = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
   return JSON.stringify(short);
 }
@@ -152,16 +154,20 @@ class Reader {
     );
   }
 
-  duration(variable: string, fallback: string, minMs: number): number {
+  duration(variable: string, fallback: string, minMs: number, maxMs = Number.MAX_SAFE_INTEGER): number {
     const fallbackMs = parseDurationMs(fallback) ?? 0;
+    const range =
+      maxMs === Number.MAX_SAFE_INTEGER
+        ? `at least ${String(minMs)} ms`
+        : `from ${String(minMs)} ms to ${String(maxMs)} ms`;
     return this.parsed(
       variable,
       fallbackMs,
       (text) => {
         const ms = parseDurationMs(text);
-        return ms !== undefined && ms >= minMs ? ms : undefined;
+        return ms !== undefined && ms >= minMs && ms <= maxMs ? ms : undefined;
       },
-      `${DURATION_EXPECTED}, at least ${minMs} ms`,
+      `${DURATION_EXPECTED}, ${range}`,
     );
   }
 
@@ -237,6 +243,9 @@ function parseHostPortList(reader: Reader, variable: string): HostPort[] {
         `expected host:port,host:port,... ("${item}" is not host:port)`,
       );
   }
+  if (reader.list(variable).length === 0) {
+    reader.problem(variable, reader.raw(variable), 'expected at least one host:port');
+  }
   return nodes;
 }
 
@@ -284,6 +293,9 @@ function readTls(reader: Reader, schemeSaysTls: boolean | undefined): boolean | 
   return Object.keys(material).length === 0 ? true : material;
 }
 
+/** A deadline longer than this is no deadline (and would overflow timers past 24 days). */
+export const MAX_COMMAND_TIMEOUT_MS = 60_000;
+
 const REDIS_ADDRESS_VARIABLES = [
   'REDIS_URL',
   'REDIS_ADDR',
@@ -291,7 +303,8 @@ const REDIS_ADDRESS_VARIABLES = [
   'REDIS_CLUSTER_NODES',
 ] as const;
 
-function readStore(reader: Reader): StoreConfig {
+/** The store settings, or null when they were refused (the problems are recorded). */
+function readStore(reader: Reader): StoreConfig | null {
   const enabled = reader.parsed('REDIS_ENABLED', undefined, parseBoolean, 'true or false');
   const url = reader.raw('REDIS_URL');
   const addr = reader.raw('REDIS_ADDR');
@@ -324,7 +337,8 @@ function readStore(reader: Reader): StoreConfig {
       reader.raw(chosen[1] ?? ''),
       `conflicts with ${chosen[0] ?? ''}: set only one`,
     );
-    return { kind: 'memory', explicit: false };
+    readTls(reader, undefined);
+    return null;
   }
 
   let username = reader.raw('REDIS_USERNAME');
@@ -336,7 +350,7 @@ function readStore(reader: Reader): StoreConfig {
     'an integer from 0 to 15',
   );
   const common = {
-    commandTimeoutMs: reader.duration('REDIS_COMMAND_TIMEOUT', '500ms', 1),
+    commandTimeoutMs: reader.duration('REDIS_COMMAND_TIMEOUT', '500ms', 1, MAX_COMMAND_TIMEOUT_MS),
   };
 
   if (url !== undefined) {
@@ -345,7 +359,8 @@ function readStore(reader: Reader): StoreConfig {
       parsed = parseRedisUrl(url);
     } catch (error) {
       reader.problem('REDIS_URL', url, `expected redis:// or rediss:// URL (${(error as Error).message})`);
-      return { kind: 'memory', explicit: false };
+      readTls(reader, undefined);
+      return null;
     }
     for (const [variable, fromEnv, fromUrl] of [
       ['REDIS_USERNAME', username, parsed.username],
@@ -384,7 +399,7 @@ function readStore(reader: Reader): StoreConfig {
     const node = parseHostPort(addr);
     if (!node) {
       reader.problem('REDIS_ADDR', addr, 'expected host:port, e.g. 10.0.0.5:6379');
-      return { kind: 'memory', explicit: false };
+      return null;
     }
     return {
       kind: 'redis',
@@ -512,7 +527,7 @@ export function loadConfig(env: Env = process.env): Config {
   const production = nodeEnv === 'production';
 
   const host = reader.string('HOST', '127.0.0.1');
-  if (isIP(host) === 0 && !/^[A-Za-z0-9.-]{1,253}$/.test(host)) {
+  if (isIP(host) === 0 && !/^[A-Za-z0-9_.-]{1,253}$/.test(host)) {
     reader.problem('HOST', host, 'expected an IP address or a host name');
   }
   const port = reader.integer('PORT', 3000, 0, 65535);
@@ -592,14 +607,14 @@ export function loadConfig(env: Env = process.env): Config {
         'required when NODE_ENV=production (every instance must share them)',
       );
     }
-    if (store.kind === 'memory' && !store.explicit) {
+    if (store?.kind === 'memory' && !store.explicit) {
       reader.problem(
         'REDIS_URL',
         undefined,
         'NODE_ENV=production needs Redis (the memory store is single-instance); set REDIS_ENABLED=false to accept that',
       );
     }
-    if (store.kind === 'redis' && store.connection.tls === false) {
+    if (store?.kind === 'redis' && store.connection.tls === false) {
       const remote = redisHosts(store.connection).find((node) => !isLoopbackHost(node.host));
       if (remote) {
         const source =
@@ -613,7 +628,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
-  if (reader.problems.length > 0) throw new ConfigError(reader.problems);
+  if (reader.problems.length > 0 || store === null) throw new ConfigError(reader.problems);
   return deepFreeze({
     nodeEnv,
     production,

@@ -72,13 +72,29 @@ describe('gatehouse CLI', () => {
   it('serve connects to Redis from REDIS_ADDR and reports it ready', async () => {
     const { code, stderr } = await run(['serve'], { REDIS_ADDR: `127.0.0.1:${String(redis.server.port)}` });
     assert.equal(code, 0, stderr);
-    assert.match(stderr, /"msg":"store ready","mode":"standalone","status":"up"/);
+    assert.match(stderr, /"mode":"standalone","status":"up".*"msg":"store ready"/);
   });
 
   it('acl-rule prints the least-privilege rule for a prefix', async () => {
     const { code, stdout } = await run(['acl-rule', '--prefix', 'myapp']);
     assert.equal(code, 0);
     assert.match(stdout, /^resetkeys ~myapp:\* resetchannels &myapp:\* -@all .*\+evalsha/);
+  });
+
+  it('refuses a prefix that would widen the ACL rule, and unknown flags, without a stack trace', async () => {
+    const wide = await run(['acl-rule', '--prefix', '*']);
+    assert.equal(wide.code, 1);
+    assert.match(wide.stderr, /--prefix must be/);
+    const flag = await run(['serve', '--verbose']);
+    assert.equal(flag.code, 1);
+    assert.match(flag.stderr, /Unknown option '--verbose'/);
+    assert.doesNotMatch(flag.stderr, /\n\s+at /);
+  });
+
+  it('serve fails when Redis does not answer', async () => {
+    const { code, stderr } = await run(['serve'], { REDIS_ADDR: '127.0.0.1:1' });
+    assert.equal(code, 1);
+    assert.match(stderr, /store not ready/);
   });
 
   it('answers --help and refuses unknown commands', async () => {

@@ -332,7 +332,7 @@ describe('loadConfig', () => {
       );
       assert.match(refusal({ REDIS_ENABLED: 'true' }).message, /REDIS_ENABLED="true": set REDIS_URL/);
       assert.match(refusal({ REDIS_URL: 'http://a:1' }).message, /scheme http: is not redis/);
-      assert.match(refusal({ REDIS_URL: 'redis://a:1/99' }).message, /database "99"/);
+      assert.match(refusal({ REDIS_URL: 'redis://a:1/99' }).message, /path is not a database number/);
     });
 
     it('refuses credentials given twice with different values, never printing the password', () => {
@@ -342,6 +342,43 @@ describe('loadConfig', () => {
         /REDIS_PASSWORD=\(redacted, 5 characters\): disagrees with the value inside REDIS_URL/,
       );
       assert.ok(!error.message.includes('inurl') && !error.message.includes('inenv'));
+    });
+
+    it('never prints a password with unencoded / or # in a refused REDIS_URL', () => {
+      for (const url of [
+        'redis://default:12345/s3cretpart@host:6379',
+        'redis://u:p#s3cretpart@host:6379/99',
+      ]) {
+        const error = refusal({ REDIS_URL: url });
+        assert.ok(!error.message.includes('s3cretpart'), error.message);
+      }
+    });
+
+    it('refuses empty node lists, oversized timeouts and port 0; accepts underscores in host names', () => {
+      assert.match(refusal({ REDIS_CLUSTER_NODES: ' , ' }).message, /expected at least one host:port/);
+      assert.match(
+        refusal({ REDIS_SENTINELS: ',', REDIS_SENTINEL_NAME: 'm' }).message,
+        /REDIS_SENTINELS.*at least one host:port/,
+      );
+      assert.match(
+        refusal({ REDIS_ADDR: 'a:1', REDIS_COMMAND_TIMEOUT: '30d' }).message,
+        /REDIS_COMMAND_TIMEOUT="30d".*from 1 ms to 60000 ms/,
+      );
+      assert.match(refusal({ REDIS_URL: 'redis://a:0' }).message, /port 0/);
+      const config = loadConfig({ REDIS_ADDR: 'redis_primary:6379', HOST: 'my_host' });
+      assert.equal(config.store.kind === 'redis' && config.store.connection.topology, 'standalone');
+    });
+
+    it('reports every problem even when the topology itself is refused', () => {
+      const error = refusal({
+        NODE_ENV: 'production',
+        SECRET_KEYS: KEY_HEX,
+        REDIS_URL: 'redis://a:1',
+        REDIS_ADDR: 'b:2',
+        REDIS_TLS_CA: '/nonexistent/ca.pem',
+      });
+      const variables = error.problems.map((p) => p.variable).sort();
+      assert.deepEqual(variables, ['REDIS_ADDR', 'REDIS_TLS_CA']);
     });
 
     it('redacts a password in a refused REDIS_URL', () => {

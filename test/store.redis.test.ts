@@ -149,6 +149,20 @@ describe('redis standalone failures', () => {
     });
   });
 
+  it('closes at once while the server is stalled, instead of waiting for overdue replies', async () => {
+    const other = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });
+    await other.waitUntilReady(5000);
+    redis.server.pause();
+    try {
+      await assert.rejects(other.probeReadWrite('stall', 'v', 1000), StoreUnavailableError);
+      const { ms } = await timed(() => other.close());
+      assert.ok(ms < 1500, `closed in ${ms.toFixed(0)} ms`);
+      await assert.rejects(other.waitUntilReady(5000), StoreUnavailableError);
+    } finally {
+      redis.server.resume();
+    }
+  });
+
   it('runs its scripts again after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', async () => {
     await store.probeReadWrite('flush', 'one', 10_000);
     const admin = await redis.admin();

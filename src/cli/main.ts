@@ -9,6 +9,7 @@ import { describeStore, loadConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { aclRule } from '../store/acl.js';
 import { createStore } from '../store/index.js';
+import { isValidPrefix, PREFIX_EXPECTED } from '../store/keys.js';
 import { createConsoleLogger } from '../util/logger.js';
 
 const HELP = `Usage: gatehouse <command> [options]
@@ -52,7 +53,8 @@ async function serve(): Promise<number> {
     const health = await store.health();
     logger.info({ mode: health.mode, status: health.status, latencyMs: health.latencyMs }, 'store ready');
   } catch (error) {
-    logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'store not ready yet');
+    logger.error({ reason: error instanceof Error ? error.message : String(error) }, 'store not ready');
+    return 1;
   } finally {
     await store.close();
   }
@@ -63,11 +65,18 @@ async function serve(): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { help: { type: 'boolean', short: 'h' }, prefix: { type: 'string' } },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { help: { type: 'boolean', short: 'h' }, prefix: { type: 'string' } },
+    });
+  } catch (error) {
+    process.stderr.write(`gatehouse: ${error instanceof Error ? error.message : String(error)}\n\n${HELP}\n`);
+    return 1;
+  }
+  const { values, positionals } = parsed;
   const command = positionals[0];
   if (values.help === true || command === undefined || command === 'help') {
     process.stdout.write(`${HELP}\n`);
@@ -76,9 +85,15 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve();
-    case 'acl-rule':
-      process.stdout.write(`${aclRule(values.prefix ?? 'gh')}\n`);
+    case 'acl-rule': {
+      const prefix = values.prefix ?? 'gh';
+      if (!isValidPrefix(prefix)) {
+        process.stderr.write(`gatehouse: --prefix must be ${PREFIX_EXPECTED}\n`);
+        return 1;
+      }
+      process.stdout.write(`${aclRule(prefix)}\n`);
       return 0;
+    }
     default:
       process.stderr.write(`gatehouse: unknown command "${command}"\n\n${HELP}\n`);
       return 1;

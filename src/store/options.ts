@@ -82,9 +82,14 @@ export function parseRedisUrl(url: string): StandaloneOptions {
     throw new TypeError('query strings and fragments are not supported in the Redis URL');
   }
   const port = parsed.port === '' ? 6379 : Number(parsed.port);
+  if (port < 1) throw new TypeError('port 0 is not a Redis port');
   const dbText = parsed.pathname.replace(/^\//, '');
   const db = dbText === '' ? undefined : parseDb(dbText);
-  if (db === null) throw new TypeError(`database "${dbText}" is not an integer from 0 to 15`);
+  // Not echoed: with an unencoded '/' in the password, part of it would land in the path.
+  if (db === null)
+    throw new TypeError(
+      'the path is not a database number from 0 to 15 (percent-encode / # ? @ in a password)',
+    );
   // URL keeps IPv6 hosts in brackets; node's net.connect wants them bare.
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
   return {
@@ -107,7 +112,7 @@ export function parseDb(text: string): number | null {
 
 /** `host:port` (IPv6 as `[::1]:6379`), or `null` when the text is not one. */
 export function parseHostPort(text: string): HostPort | null {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/.exec(text.trim());
   if (!match) return null;
   const port = Number(match[3]);
   if (port < 1 || port > 65535) return null;

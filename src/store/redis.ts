@@ -54,6 +54,17 @@ const RECONNECT_BASE_DELAY_MS = 50;
  * once without being sent, so a stalled server cannot make the process queue without bound.
  */
 export const MAX_OVERDUE_CALLS = 200;
+/** How long close() waits for pending replies before dropping the connections. */
+const CLOSE_TIMEOUT_MS = 1000;
+/** Upper bound for every timeout option: longer is no fail-fast (and overflows timers past 24 days). */
+const MAX_TIMEOUT_MS = 60_000;
+
+function checkMs(option: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
+    throw new RangeError(`${option} must be an integer from 1 to ${String(MAX_TIMEOUT_MS)} ms`);
+  }
+  return value;
+}
 
 /** Exponential backoff from 50 ms, capped, with "equal jitter" (half fixed, half random). */
 export function reconnectDelayMs(retries: number, maxDelayMs: number): number {
@@ -80,6 +91,10 @@ const UNAVAILABLE_REPLIES = [
  */
 export function toStoreError(error: unknown): GatehouseError {
   if (error instanceof GatehouseError) return error;
+  // Sentinel re-emits a node's error wrapped in a plain Error; classify the reply inside.
+  if (!(error instanceof ErrorReply) && error instanceof Error && error.cause instanceof ErrorReply) {
+    return toStoreError(error.cause);
+  }
   if (error instanceof ErrorReply) {
     const message = error.message;
     if (/^(NOPERM|NOAUTH|WRONGPASS)\b/.test(message) || /can't access/i.test(message)) {
@@ -93,6 +108,11 @@ export function toStoreError(error: unknown): GatehouseError {
   }
   const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   return new StoreUnavailableError(`Redis is not answering (${reason})`, { cause: error });
+}
+
+/** A bug in the caller (bad arguments), not a store problem: never reported as an outage. */
+function isProgrammingError(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof RangeError;
 }
 
 function isNoScript(error: unknown): boolean {
@@ -124,7 +144,8 @@ interface Driver {
   /** MGET with Buffer replies; the keys must share a hash slot. */
   mGetBinary(keys: string[]): Promise<Array<Buffer | null>>;
   close(): Promise<void>;
-  destroy(): void;
+  /** Drops the connections at once, without waiting for pending replies. */
+  destroy(): Promise<void>;
 }
 
 interface DriverEvents {
@@ -191,6 +212,7 @@ function standaloneDriver(options: StandaloneOptions, events: DriverEvents): Dri
     close: () => client.close(),
     destroy: () => {
       client.destroy();
+      return Promise.resolve();
     },
   };
 }
@@ -215,7 +237,7 @@ function sentinelDriver(options: SentinelOptions, events: DriverEvents): Driver 
   });
   sentinel.on('error', events.onError);
   const sentinelBinary = sentinel.withTypeMapping(BINARY_REPLIES);
-  sentinel.on('topology-change', events.onReady);
+  sentinel.on('ready', events.onReady);
   return {
     connect: () => sentinel.connect(),
     isReady: () => sentinel.isReady,
@@ -231,9 +253,7 @@ function sentinelDriver(options: SentinelOptions, events: DriverEvents): Driver 
       return Promise.resolve([{ address, ping: () => sentinel.ping(), info: () => sentinel.info() }]);
     },
     close: () => sentinel.close(),
-    destroy: () => {
-      void sentinel.destroy();
-    },
+    destroy: () => sentinel.destroy(),
   };
 }
 
@@ -275,6 +295,7 @@ function clusterDriver(options: ClusterOptions, events: DriverEvents): Driver {
     close: () => cluster.close(),
     destroy: () => {
       cluster.destroy();
+      return Promise.resolve();
     },
   };
 }
@@ -349,6 +370,7 @@ export class RedisStore implements Store {
   private readonly logger: Logger;
   private readonly driver: Driver;
   private readonly commandTimeoutMs: number;
+  private readonly reconnectMaxDelayMs: number;
   private overdueCalls = 0;
   private readonly firstReady: Promise<void>;
   private markFirstReady: () => void = () => undefined;
@@ -362,7 +384,15 @@ export class RedisStore implements Store {
     this.mode = options.connection.topology;
     this.keys = new KeySpace(options.keyPrefix);
     this.logger = options.logger ?? silentLogger;
-    this.commandTimeoutMs = options.connection.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.commandTimeoutMs = checkMs(
+      'commandTimeoutMs',
+      options.connection.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    );
+    this.reconnectMaxDelayMs = checkMs(
+      'reconnectMaxDelayMs',
+      options.connection.reconnectMaxDelayMs ?? DEFAULT_RECONNECT_MAX_DELAY_MS,
+    );
+    checkMs('connectTimeoutMs', options.connection.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     this.firstReady = new Promise((resolve) => {
       this.markFirstReady = resolve;
     });
@@ -389,6 +419,7 @@ export class RedisStore implements Store {
   }
 
   async waitUntilReady(timeoutMs: number): Promise<void> {
+    if (this.closed) throw new StoreUnavailableError('the store is closed');
     if (this.isReady()) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -588,16 +619,25 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.retryTimer);
-    if (!this.driver.isReady()) {
-      // Not connected (or reconnecting): a graceful close would wait for a connection that may never come.
-      this.driver.destroy();
+    // A graceful close waits for every pending reply: never while disconnected (a connection
+    // may never come) or stalled (overdue replies may never come), and never for long.
+    if (!this.driver.isReady() || this.overdueCalls > 0) {
+      await this.driver.destroy();
       return;
     }
-    try {
-      await this.driver.close();
-    } catch {
-      this.driver.destroy();
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = this.driver.close().then(
+      () => true,
+      () => false,
+    );
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => {
+        resolve(false);
+      }, CLOSE_TIMEOUT_MS);
+    });
+    const closed = await Promise.race([graceful, timedOut]);
+    clearTimeout(timer);
+    if (!closed) await this.driver.destroy();
   }
 
   /**
@@ -641,7 +681,13 @@ export class RedisStore implements Store {
     }
     let timer: NodeJS.Timeout | undefined;
     let overdue = false;
-    const pending = call();
+    let pending: Promise<T>;
+    try {
+      pending = call();
+    } catch (error) {
+      if (isProgrammingError(error)) throw error;
+      throw this.explain(toStoreError(error));
+    }
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         overdue = true;
@@ -658,6 +704,7 @@ export class RedisStore implements Store {
     try {
       return await Promise.race([pending, deadline]);
     } catch (error) {
+      if (isProgrammingError(error)) throw error;
       throw this.explain(toStoreError(error));
     }
   }
@@ -686,7 +733,7 @@ export class RedisStore implements Store {
       (error: unknown) => {
         if (this.closed) return;
         this.onConnectionError(error);
-        const delay = reconnectDelayMs(attempt, DEFAULT_RECONNECT_MAX_DELAY_MS);
+        const delay = reconnectDelayMs(attempt, this.reconnectMaxDelayMs);
         this.retryTimer = setTimeout(() => {
           this.startConnecting(attempt + 1);
         }, delay);

@@ -31,8 +31,9 @@ export function createConsoleLogger(level: LoggerLevel = 'info'): Logger {
     message: string,
   ) => {
     if (LEVEL_RANK[name] < threshold) return;
+    // Fields first, so a field can never pass for the level, the time or the message.
     process.stderr.write(
-      `${JSON.stringify({ level: name, time: new Date().toISOString(), msg: message, ...fields })}\n`,
+      `${JSON.stringify({ ...fields, level: name, time: new Date().toISOString(), msg: message })}\n`,
     );
   };
   return {

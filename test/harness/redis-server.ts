@@ -38,12 +38,13 @@ function canListen(port: number): Promise<boolean> {
 }
 
 /**
- * A free loopback port below 45000 whose port + 10000 is free as well (the Cluster bus port), so
- * any server may be a Cluster node. Random, so parallel test files rarely pick the same one.
+ * A free loopback port whose port + 10000 (the Cluster bus port) is free as well, so any server
+ * may be a Cluster node. Both stay below Linux's ephemeral range (32768 and up), where outgoing
+ * connections could take them; random, so parallel test files rarely pick the same one.
  */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 25000);
+    const port = 10000 + Math.floor(Math.random() * 12000);
     if ((await canListen(port)) && (await canListen(port + 10000))) return port;
   }
   throw new Error('no free port pair found');
@@ -129,14 +130,20 @@ export class RedisServer {
     this.child = child;
     running.add(child);
     child.once('exit', () => running.delete(child));
+    let spawnError: Error | undefined;
+    child.once('error', (error) => {
+      spawnError = error;
+    });
     const readyLine = this.options.sentinel ? /Sentinel ID is/ : /Ready to accept connections/;
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
+      if (spawnError) throw new Error(`${this.options.name}: cannot run ${command}: ${spawnError.message}`);
       if (child.exitCode !== null || child.signalCode !== null)
         throw new Error(`${this.options.name} exited at start:\n${this.logTail()}`);
       if (readyLine.test(this.log().slice(logOffset))) return;
       await sleep(25);
     }
+    child.kill('SIGKILL');
     throw new Error(`${this.options.name} did not start within 15 s:\n${this.logTail()}`);
   }
 
@@ -145,8 +152,9 @@ export class RedisServer {
     await this.signal('SIGKILL');
   }
 
-  /** Graceful stop (SIGTERM). */
+  /** Graceful stop (SIGTERM; a paused server is resumed first, or the signal would wait). */
   async stop(): Promise<void> {
+    this.resume();
     await this.signal('SIGTERM');
   }
 
