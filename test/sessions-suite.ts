@@ -11,12 +11,15 @@ import {
   Sessions,
   TOKEN_LENGTH,
   type SessionAuditEvent,
+  type SessionEndedEvent,
   type SessionsOptions,
 } from '../src/sessions/sessions.js';
 import type { Store } from '../src/store/store.js';
 
 export interface SessionFixture {
   readonly store: Store;
+  /** Another instance's store on the same data (the same object for the memory store). */
+  otherStore(): Store;
   /** Every key under the store's prefix and its value as text (latin1 for binary). */
   dump(): Promise<Map<string, string>>;
   /** Keys under the store's prefix without a TTL (must stay empty). */
@@ -31,6 +34,17 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
     let fixture: SessionFixture;
     const keyRing = KeyRing.random();
     const opened: Sessions[] = [];
+    const otherStores: Store[] = [];
+
+    /** Sessions on another instance: its own store connection to the same data. */
+    async function otherInstance(): Promise<Sessions> {
+      const store = fixture.otherStore();
+      otherStores.push(store);
+      await store.waitUntilReady(5000);
+      const instance = new Sessions(store, keyRing);
+      opened.push(instance);
+      return instance;
+    }
 
     function sessions(options: SessionsOptions = {}): Sessions {
       const instance = new Sessions(fixture.store, keyRing, options);
@@ -55,6 +69,7 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
 
     after(async () => {
       for (const instance of opened) await instance.close();
+      for (const store of otherStores) if (store !== fixture.store) await store.close();
       assert.deepEqual(await fixture.keysWithoutTtl(), []);
       await fixture.store.close();
       await fixture.teardown();
@@ -269,6 +284,52 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       await a.flush();
       assert.equal((await b.list(input.userId))[0]?.requestCount, 6);
       assert.ok((await b.list(input.userId))[0]?.lastSeenAtMs ?? 0 >= session.createdAtMs);
+    });
+
+    it('tells another instance that a session ended within 100 ms, for every way a session ends', async () => {
+      const a = sessions({ maxPerUser: 2 });
+      const b = await otherInstance();
+      const received: Array<{ event: SessionEndedEvent; atMs: number }> = [];
+      const stop = await b.onEnded((event) => received.push({ event, atMs: performance.now() }));
+      const next = async (
+        action: () => Promise<unknown>,
+      ): Promise<{ event: SessionEndedEvent; latencyMs: number }> => {
+        const before = received.length;
+        const started = performance.now();
+        await action();
+        const deadline = Date.now() + 2000;
+        while (received.length === before && Date.now() < deadline) await sleep(1);
+        const entry = received[before];
+        assert.ok(entry, 'an event arrived');
+        return { event: entry.event, latencyMs: entry.atMs - started };
+      };
+      const input = user();
+      const first = await a.create(input);
+      const revoked = await next(() => a.revoke(first.session.handle));
+      assert.deepEqual(revoked.event, { handle: first.session.handle, reason: 'revoked' });
+      assert.ok(revoked.latencyMs < 100, `seen after ${revoked.latencyMs.toFixed(1)} ms`);
+
+      const second = await a.create(input);
+      const rotated = await next(() => a.rotate(second.token));
+      assert.deepEqual(rotated.event, { handle: second.session.handle, reason: 'rotated' });
+      assert.ok(rotated.latencyMs < 100, `seen after ${rotated.latencyMs.toFixed(1)} ms`);
+
+      const third = await a.create(input);
+      const oldest = (await a.list(input.userId))[0];
+      assert.ok(oldest && oldest.handle !== third.session.handle);
+      const evicted = await next(() => a.create(input));
+      assert.deepEqual(evicted.event, { handle: oldest.handle, reason: 'evicted-limit' });
+      assert.ok(evicted.latencyMs < 100, `seen after ${evicted.latencyMs.toFixed(1)} ms`);
+
+      const all = await next(() => a.revokeAll(input.userId));
+      assert.equal(all.event.reason, 'revoked');
+      assert.ok(all.latencyMs < 100, `seen after ${all.latencyMs.toFixed(1)} ms`);
+
+      await stop();
+      const count = received.length;
+      await a.revoke((await a.create(input)).session.handle);
+      await sleep(50);
+      assert.equal(received.length, count, 'no events after stop');
     });
 
     it('refuses a payload sealed by a key no longer in the ring', async () => {

@@ -20,6 +20,7 @@ sessionSuite('memory', () => {
   const store = new MemoryStore({ keyPrefix: uniquePrefix() });
   return Promise.resolve({
     store,
+    otherStore: () => store,
     dump: () => Promise.resolve(store.snapshotValues()),
     keysWithoutTtl: () =>
       Promise.resolve([...store.snapshotTtls()].filter(([, ttl]) => !(ttl > 0)).map(([key]) => key)),
@@ -43,6 +44,7 @@ describe('redis standalone', () => {
     const prefix = uniquePrefix();
     return Promise.resolve({
       store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
+      otherStore: () => new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
       dump: () => dumpKeys([admin], prefix),
       keysWithoutTtl: () => redisInspector([admin], prefix).keysWithoutTtl(),
       teardown: () => Promise.resolve(),

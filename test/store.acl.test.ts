@@ -46,6 +46,7 @@ describe('redis with a least-privilege ACL user', () => {
   sessionSuite('redis ACL user', () =>
     Promise.resolve({
       store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
+      otherStore: () => new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
       dump: () => dumpKeys([admin], prefix),
       keysWithoutTtl: () => redisInspector([admin], prefix).keysWithoutTtl(),
       teardown: () => Promise.resolve(),

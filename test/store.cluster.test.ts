@@ -46,6 +46,7 @@ describe('redis cluster', () => {
     const prefix = uniquePrefix();
     return Promise.resolve({
       store: new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
+      otherStore: () => new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
       dump: () => dumpKeys(admins, prefix),
       keysWithoutTtl: () => redisInspector(admins, prefix).keysWithoutTtl(),
       teardown: () => Promise.resolve(),

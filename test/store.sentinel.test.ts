@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { RedisStore } from '../src/store/redis.js';
 import {
   adminClient,
+  dumpKeys,
   redisInspector,
   startSentinelSet,
   uniquePrefix,
@@ -15,6 +16,7 @@ import {
   type AdminClient,
   type SentinelSet,
 } from './harness/topologies.js';
+import { sessionSuite } from './sessions-suite.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis sentinel', () => {
@@ -36,6 +38,17 @@ describe('redis sentinel', () => {
     return Promise.resolve({
       store: new RedisStore({ connection: set.connection, keyPrefix: prefix }),
       inspector: redisInspector([admin], prefix),
+      teardown: () => Promise.resolve(),
+    });
+  });
+
+  sessionSuite('redis sentinel', () => {
+    const prefix = uniquePrefix();
+    return Promise.resolve({
+      store: new RedisStore({ connection: set.connection, keyPrefix: prefix }),
+      otherStore: () => new RedisStore({ connection: set.connection, keyPrefix: prefix }),
+      dump: () => dumpKeys([admin], prefix),
+      keysWithoutTtl: () => redisInspector([admin], prefix).keysWithoutTtl(),
       teardown: () => Promise.resolve(),
     });
   });

@@ -18,7 +18,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 import type { KeyRing } from '../crypto/keyring.js';
-import type { SessionEndReason, SessionLimits, SessionRef, Store, StoredSession } from '../store/store.js';
+import {
+  SESSION_END_REASONS,
+  type SessionEndReason,
+  type SessionLimits,
+  type SessionRef,
+  type Store,
+  type StoredSession,
+} from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -89,6 +96,12 @@ export interface SessionsOptions {
   readonly audit?: (event: SessionAuditEvent) => void;
 }
 
+/** A session ended on some instance: close its live connections (SSE, WebSocket). */
+export interface SessionEndedEvent {
+  readonly handle: string;
+  readonly reason: SessionEndReason;
+}
+
 export type SessionValidationResult =
   | { readonly session: Session; readonly reason: null }
   | { readonly session: null; readonly reason: SessionEndReason | null };
@@ -155,6 +168,9 @@ export class Sessions {
   private readonly buffered = new Map<string, BufferedActivity>();
   private readonly flushTimer: NodeJS.Timeout;
   private flushing: Promise<void> | undefined;
+  private readonly channel: string;
+  private readonly endedListeners = new Set<(event: SessionEndedEvent) => void>();
+  private subscription: Promise<() => Promise<void>> | undefined;
 
   constructor(
     private readonly store: Store,
@@ -175,6 +191,31 @@ export class Sessions {
     const flushIntervalMs = toMs('sessions.flushInterval', options.flushInterval ?? this.touchIntervalMs);
     this.flushTimer = setInterval(() => void this.flush(), Math.max(flushIntervalMs, 100));
     this.flushTimer.unref();
+    this.channel = store.keys.channel('sess', 'ended');
+  }
+
+  /**
+   * Calls `listener` whenever a session ends on any instance sharing the store (revoked, evicted
+   * for the limit, rotated), within milliseconds, over pub/sub (sharded on Cluster). Resolves
+   * once listening; the returned function stops it. Delivery is at most once: a listener that
+   * was disconnected at that moment misses the event, and validation refuses the session anyway.
+   */
+  async onEnded(listener: (event: SessionEndedEvent) => void): Promise<() => Promise<void>> {
+    this.endedListeners.add(listener);
+    try {
+      this.subscription ??= this.store.subscribe(this.channel, (message) => {
+        this.deliver(message);
+      });
+      await this.subscription;
+    } catch (error) {
+      this.endedListeners.delete(listener);
+      if (this.endedListeners.size === 0) this.subscription = undefined;
+      throw error;
+    }
+    return async () => {
+      this.endedListeners.delete(listener);
+      await this.stopListening();
+    };
   }
 
   /** The user's pseudonym: the hash tag of their keys and the first part of their tokens and handles. */
@@ -206,6 +247,10 @@ export class Sessions {
     this.audit('session.created', input.userId, ref);
     for (const tokenHash of evicted) this.audit('session.evicted', input.userId, { uid, tokenHash });
     await this.discard(uid, evicted);
+    await this.announce(
+      evicted.map((tokenHash) => uid + tokenHash),
+      'evicted-limit',
+    );
     return { token, session: this.present(ref, session, payload) };
   }
 
@@ -281,6 +326,7 @@ export class Sessions {
     if (ended) {
       const userId = options.userId ?? (session ? (this.openPayload(ref, session)?.u ?? null) : null);
       this.audit('session.revoked', userId, ref);
+      await this.announce([handle], 'revoked');
     }
     return ended;
   }
@@ -319,6 +365,7 @@ export class Sessions {
     );
     if (!rotated) return null;
     this.audit('session.rotated', current.userId, newRef);
+    await this.announce([handleOf(ref)], 'rotated');
     return { token: newToken, session: this.present(newRef, rotated, payload) };
   }
 
@@ -346,7 +393,54 @@ export class Sessions {
   /** Flushes buffered activity and stops the flush timer. */
   async close(): Promise<void> {
     clearInterval(this.flushTimer);
-    await this.flush();
+    this.endedListeners.clear();
+    await Promise.allSettled([this.flush(), this.stopListening()]);
+  }
+
+  private async stopListening(): Promise<void> {
+    if (this.endedListeners.size > 0 || !this.subscription) return;
+    const subscription = this.subscription;
+    this.subscription = undefined;
+    try {
+      await (
+        await subscription
+      )();
+    } catch {
+      // Not subscribed, or the store is gone: nothing is listening either way.
+    }
+  }
+
+  /** Tells every instance which sessions ended. Best effort: the sessions are ended either way. */
+  private async announce(handles: readonly string[], reason: SessionEndReason): Promise<void> {
+    if (handles.length === 0) return;
+    try {
+      await this.store.publish(this.channel, JSON.stringify({ h: handles, r: reason }));
+    } catch {
+      // Validation refuses them anyway; listeners learn at their next check.
+    }
+  }
+
+  private deliver(message: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null) return;
+    const { h: handles, r: reason } = parsed as { h?: unknown; r?: unknown };
+    const knownReason = SESSION_END_REASONS.find((candidate) => candidate === reason);
+    if (!Array.isArray(handles) || !knownReason) return;
+    for (const handle of handles) {
+      if (typeof handle !== 'string' || refFromHandle(handle) === null) continue;
+      for (const listener of this.endedListeners) {
+        try {
+          listener({ handle, reason: knownReason });
+        } catch {
+          // One listener's failure must not keep the others from hearing.
+        }
+      }
+    }
   }
 
   private async revokeUser(userId: string, exceptTokenHash: string | null): Promise<number> {
@@ -357,6 +451,10 @@ export class Sessions {
       this.audit('session.revoked', userId, { uid, tokenHash });
     }
     await this.discard(uid, ended);
+    await this.announce(
+      ended.map((tokenHash) => uid + tokenHash),
+      'revoked',
+    );
     return ended.length;
   }
 

@@ -18,6 +18,12 @@ export const CLIENT_COMMANDS = [
   'eval',
   'mget',
   'del',
+  'publish',
+  'subscribe',
+  'unsubscribe',
+  'spublish',
+  'ssubscribe',
+  'sunsubscribe',
   'cluster|slots',
   'cluster|shards',
 ] as const;

@@ -65,6 +65,7 @@ export class MemoryStore implements Store {
   private closed = false;
   /** Structures the current operation read or wrote, checked when it ends. */
   private readonly touchedStructures = new Set<string>();
+  private readonly channels = new Map<string, Set<(message: string) => void>>();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.keys = new KeySpace(options.keyPrefix);
@@ -311,6 +312,29 @@ export class MemoryStore implements Store {
     });
   }
 
+  publish(channel: string, message: string): Promise<void> {
+    return this.operation(() => {
+      for (const listener of [...(this.channels.get(channel) ?? [])]) {
+        // Like Redis, delivery does not wait for the listener, and its failure is not the publisher's.
+        queueMicrotask(() => {
+          listener(message);
+        });
+      }
+    });
+  }
+
+  subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
+    return this.operation(() => {
+      const listeners = this.channels.get(channel) ?? new Set();
+      listeners.add(listener);
+      this.channels.set(channel, listeners);
+      return () => {
+        listeners.delete(listener);
+        return Promise.resolve();
+      };
+    });
+  }
+
   health(): Promise<StoreHealth> {
     return Promise.resolve({ status: 'up', mode: 'memory', latencyMs: 0, nodes: [] });
   }
@@ -318,6 +342,7 @@ export class MemoryStore implements Store {
   close(): Promise<void> {
     this.closed = true;
     this.entries.clear();
+    this.channels.clear();
     return Promise.resolve();
   }
 

@@ -139,6 +139,11 @@ interface Driver {
   evalSha(sha1: string, keys: string[], args: ScriptArgument[], binary: boolean): Promise<unknown>;
   eval(source: string, keys: string[], args: ScriptArgument[], binary: boolean): Promise<unknown>;
   primaries(): Promise<NodeHandle[]>;
+  /** PUBLISH, or SPUBLISH (sharded) on Cluster. */
+  publish(channel: string, message: string): Promise<unknown>;
+  /** SUBSCRIBE on a connection kept for it (SSUBSCRIBE on Cluster); resubscribed after reconnects. */
+  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
+  unsubscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
   /** DEL of keys that share a hash slot. */
   del(keys: string[]): Promise<number>;
   /** MGET with Buffer replies; the keys must share a hash slot. */
@@ -198,6 +203,22 @@ function standaloneDriver(options: StandaloneOptions, events: DriverEvents): Dri
   client.on('error', events.onError);
   client.on('ready', events.onReady);
   const clientBinary = client.withTypeMapping(BINARY_REPLIES);
+  // Subscribing takes a connection over; one is opened for it on first use.
+  let subscriber: typeof client | undefined;
+  const subscriberReady = (): Promise<typeof client> => {
+    if (!subscriber) {
+      subscriber = client.duplicate();
+      subscriber.on('error', () => undefined);
+      subscriber.connect().catch(() => undefined);
+    }
+    const connection = subscriber;
+    if (connection.isReady) return Promise.resolve(connection);
+    return new Promise((resolve) =>
+      connection.once('ready', () => {
+        resolve(connection);
+      }),
+    );
+  };
   const address = `${options.host}:${String(options.port)}`;
   return {
     connect: () => client.connect(),
@@ -207,10 +228,17 @@ function standaloneDriver(options: StandaloneOptions, events: DriverEvents): Dri
     eval: (source, keys, args, binary) =>
       (binary ? clientBinary : client).eval(source, { keys, arguments: args }),
     mGetBinary: (keys) => clientBinary.mGet(keys),
+    publish: (channel, message) => client.publish(channel, message),
+    subscribe: async (channel, listener) => (await subscriberReady()).subscribe(channel, listener),
+    unsubscribe: async (channel, listener) => subscriber?.unsubscribe(channel, listener),
     del: (keys) => client.del(keys),
     primaries: () => Promise.resolve([{ address, ping: () => client.ping(), info: () => client.info() }]),
-    close: () => client.close(),
+    close: async () => {
+      subscriber?.destroy();
+      await client.close();
+    },
     destroy: () => {
+      subscriber?.destroy();
       client.destroy();
       return Promise.resolve();
     },
@@ -246,6 +274,11 @@ function sentinelDriver(options: SentinelOptions, events: DriverEvents): Driver 
     eval: (source, keys, args, binary) =>
       (binary ? sentinelBinary : sentinel).eval(source, { keys, arguments: args }),
     mGetBinary: (keys) => sentinelBinary.mGet(keys),
+    publish: (channel, message) => sentinel.publish(channel, message),
+    subscribe: (channel, listener) => sentinel.subscribe(channel, listener),
+    // node-redis types this listener as string-or-Buffer; subscribe passes string messages only.
+    unsubscribe: (channel, listener) =>
+      sentinel.unsubscribe(channel, listener as unknown as Parameters<typeof sentinel.unsubscribe>[1]),
     del: (keys) => sentinel.del(keys),
     primaries: () => {
       const master = sentinel.getMasterNode();
@@ -280,6 +313,9 @@ function clusterDriver(options: ClusterOptions, events: DriverEvents): Driver {
     eval: (source, keys, args, binary) =>
       (binary ? clusterBinary : cluster).eval(source, { keys, arguments: args }),
     mGetBinary: (keys) => clusterBinary.mGet(keys),
+    publish: (channel, message) => cluster.sPublish(channel, message),
+    subscribe: (channel, listener) => cluster.sSubscribe(channel, listener),
+    unsubscribe: (channel, listener) => cluster.sUnsubscribe(channel, listener),
     del: (keys) => cluster.del(keys),
     primaries: async () =>
       Promise.all(
@@ -595,6 +631,18 @@ export class RedisStore implements Store {
     if (!Array.isArray(reply)) throw unexpectedReply(ROTATE_SESSION, reply);
     const [rotated, value] = reply as unknown[];
     return rotated === 1 ? decodeSessionValue(newTokenHash, asBuffer(ROTATE_SESSION, value)) : null;
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.withDeadline(() => this.driver.publish(channel, message));
+  }
+
+  async subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
+    await this.withDeadline(() => this.driver.subscribe(channel, listener));
+    return async () => {
+      if (this.closed) return;
+      await this.withDeadline(() => this.driver.unsubscribe(channel, listener));
+    };
   }
 
   async health(): Promise<StoreHealth> {

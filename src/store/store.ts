@@ -180,6 +180,18 @@ export interface Store {
     reasonTtlMs: number,
   ): Promise<StoredSession | null>;
 
+  /**
+   * Publishes on a channel of this key space (sharded pub/sub on Cluster). Delivery is at most
+   * once to the subscribers connected at that moment; nothing is stored.
+   */
+  publish(channel: string, message: string): Promise<void>;
+
+  /**
+   * Subscribes to a channel of this key space; resolves once the subscription is active and
+   * returns the function that ends it. A subscription survives reconnects (and failovers).
+   */
+  subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+
   /** PING latency and server facts per primary; never throws. */
   health(): Promise<StoreHealth>;
 
