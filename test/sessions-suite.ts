@@ -332,6 +332,30 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       assert.equal(received.length, count, 'no events after stop');
     });
 
+    it('restores a lost session into the store (cache refill) unless it ended', async () => {
+      const gh = sessions();
+      const input = user();
+      const { token, session } = await gh.create(input);
+      const uid = gh.userPseudonym(input.userId);
+      const ref = { uid, tokenHash: session.handle.slice(16) };
+      const limits = {
+        idleTimeoutMs: 1_800_000,
+        absoluteTimeoutMs: 43_200_000,
+        maxPerUser: 5,
+        reasonTtlMs: 43_200_000,
+      };
+      const [stored] = await fixture.store.sessionList(uid, limits);
+      assert.ok(stored);
+      await fixture.store.sessionDiscard(uid, [ref.tokenHash]);
+      assert.deepEqual(await gh.validateWithReason(token), { session: null, reason: null }, 'lost');
+      assert.equal(await fixture.store.sessionRestore(ref, stored, limits), true);
+      assert.equal((await gh.validate(token))?.handle, session.handle, 'back');
+      assert.equal(await fixture.store.sessionRestore(ref, stored, limits), true, 'already there');
+      assert.ok(await gh.revoke(session.handle));
+      assert.equal(await fixture.store.sessionRestore(ref, stored, limits), false, 'ended: never restored');
+      assert.deepEqual(await gh.validateWithReason(token), { session: null, reason: 'revoked' });
+    });
+
     it('refuses a payload sealed by a key no longer in the ring', async () => {
       const original = sessions();
       const { token } = await original.create(user());

@@ -18,6 +18,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 import type { KeyRing } from '../crypto/keyring.js';
+import { StoreUnavailableError } from '../errors.js';
 import {
   SESSION_END_REASONS,
   type SessionEndReason,
@@ -27,6 +28,7 @@ import {
   type StoredSession,
 } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
+import type { DurableSession, SqlSessionRepository } from './repository.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -94,7 +96,21 @@ export interface SessionsOptions {
   readonly flushInterval?: Duration;
   /** Receives an event for every session created, rotated, revoked, evicted or expired. */
   readonly audit?: (event: SessionAuditEvent) => void;
+  /**
+   * Durable mode: every session also kept in SQL. Redis stays the cache in front: a miss
+   * refills from SQL (never an ended session), and while Redis is down validation reads SQL.
+   */
+  readonly repository?: SessionRepository;
 }
+
+/** What durable mode needs from SQL (see SqlSessionRepository). */
+export type SessionRepository = Pick<
+  SqlSessionRepository,
+  'insert' | 'find' | 'listLive' | 'end' | 'endAll' | 'touch' | 'endedSince'
+>;
+
+/** Revocations replayed after an outage reach back this far before it began (clock skew). */
+const RECONCILE_MARGIN_MS = 60_000;
 
 /** A session ended on some instance: close its live connections (SSE, WebSocket). */
 export interface SessionEndedEvent {
@@ -171,6 +187,10 @@ export class Sessions {
   private readonly channel: string;
   private readonly endedListeners = new Set<(event: SessionEndedEvent) => void>();
   private subscription: Promise<() => Promise<void>> | undefined;
+  private readonly repository: SessionRepository | undefined;
+  /** When this instance first saw the store fail in the current outage (durable mode). */
+  private outageSinceMs: number | null = null;
+  private reconciling: Promise<void> | undefined;
 
   constructor(
     private readonly store: Store,
@@ -192,6 +212,7 @@ export class Sessions {
     this.flushTimer = setInterval(() => void this.flush(), Math.max(flushIntervalMs, 100));
     this.flushTimer.unref();
     this.channel = store.keys.channel('sess', 'ended');
+    this.repository = options.repository;
   }
 
   /**
@@ -243,7 +264,19 @@ export class Sessions {
     const uid = this.userPseudonym(input.userId);
     const token = uid + randomBytes(SECRET_BYTES).toString('base64url');
     const ref = { uid, tokenHash: tokenHashOf(token) };
-    const { session, evicted } = await this.store.sessionCreate(ref, this.seal(ref, payload), this.limits);
+    const { session, evicted } = await this.storeCall(() =>
+      this.store.sessionCreate(ref, this.seal(ref, payload), this.limits),
+    );
+    if (this.repository) {
+      try {
+        await this.repository.insert(uid, session);
+        await this.repository.end(uid, evicted, 'evicted-limit', Date.now());
+      } catch (error) {
+        // Not durable, so not created: take it back out of Redis.
+        await this.store.sessionRevoke(ref, 'revoked', this.limits.reasonTtlMs).catch(() => undefined);
+        throw error;
+      }
+    }
     this.audit('session.created', input.userId, ref);
     for (const tokenHash of evicted) this.audit('session.evicted', input.userId, { uid, tokenHash });
     await this.discard(uid, evicted);
@@ -266,18 +299,28 @@ export class Sessions {
     const key = handleOf(ref);
     const buffered = this.buffered.get(key);
     const pending = (buffered?.pending ?? 0) + 1;
-    const result = await this.store.sessionValidate(ref, {
-      touchIntervalMs: this.touchIntervalMs,
-      pendingCount: pending,
-      absoluteTimeoutMs: this.limits.absoluteTimeoutMs,
-      reasonTtlMs: this.limits.reasonTtlMs,
-    });
+    let result;
+    try {
+      result = await this.storeCall(() =>
+        this.store.sessionValidate(ref, {
+          touchIntervalMs: this.touchIntervalMs,
+          pendingCount: pending,
+          absoluteTimeoutMs: this.limits.absoluteTimeoutMs,
+          reasonTtlMs: this.limits.reasonTtlMs,
+        }),
+      );
+    } catch (error) {
+      if (this.repository && error instanceof StoreUnavailableError)
+        return this.validateFromSql(ref, this.repository);
+      throw error;
+    }
     if (result.session === null) {
       this.buffered.delete(key);
       if (result.reason === 'expired-idle' || result.reason === 'expired-absolute') {
         const payload = result.expired ? this.openPayload(ref, result.expired) : null;
         this.audit(`session.${result.reason}`, payload?.u ?? null, ref);
       }
+      if (result.reason === null && this.repository) return this.refillFromSql(ref, this.repository);
       return { session: null, reason: result.reason };
     }
     const payload = this.openPayload(ref, result.session);
@@ -285,6 +328,7 @@ export class Sessions {
     let stored = result.session;
     if (result.touched) {
       this.buffered.delete(key);
+      this.repository?.touch(ref.uid, ref.tokenHash, result.nowMs, pending).catch(() => undefined);
     } else {
       this.buffered.set(key, { ref, pending, lastSeenAtMs: result.nowMs });
       stored = { ...stored, lastSeenAtMs: result.nowMs, requestCount: stored.requestCount + pending };
@@ -296,7 +340,13 @@ export class Sessions {
   /** A user's live sessions, oldest first (handles, never tokens). */
   async list(userId: string): Promise<Session[]> {
     const uid = this.userPseudonym(userId);
-    const stored = await this.store.sessionList(uid, this.limits);
+    let stored: readonly StoredSession[];
+    try {
+      stored = await this.storeCall(() => this.store.sessionList(uid, this.limits));
+    } catch (error) {
+      if (!(this.repository && error instanceof StoreUnavailableError)) throw error;
+      stored = (await this.repository.listLive(uid)).filter((row) => this.sqlRowGone(row) === null);
+    }
     return stored.flatMap((session) => {
       const ref = { uid, tokenHash: session.tokenHash };
       const payload = this.openPayload(ref, session);
@@ -322,7 +372,20 @@ export class Sessions {
     if (!ref) return false;
     if (options.userId !== undefined && this.userPseudonym(options.userId) !== ref.uid) return false;
     this.buffered.delete(handle);
-    const { ended, session } = await this.store.sessionRevoke(ref, 'revoked', this.limits.reasonTtlMs);
+    let ended = false;
+    let session: StoredSession | null = null;
+    try {
+      ({ ended, session } = await this.storeCall(() =>
+        this.store.sessionRevoke(ref, 'revoked', this.limits.reasonTtlMs),
+      ));
+    } catch (error) {
+      // Durable mode: SQL keeps the revocation, and Redis gets it when it is back (reconcile).
+      if (!(this.repository && error instanceof StoreUnavailableError)) throw error;
+    }
+    if (this.repository) {
+      const endedInSql = await this.repository.end(ref.uid, [ref.tokenHash], 'revoked', Date.now());
+      ended ||= endedInSql.length > 0;
+    }
     if (ended) {
       const userId = options.userId ?? (session ? (this.openPayload(ref, session)?.u ?? null) : null);
       this.audit('session.revoked', userId, ref);
@@ -357,13 +420,14 @@ export class Sessions {
     const newToken = ref.uid + randomBytes(SECRET_BYTES).toString('base64url');
     const newRef = { uid: ref.uid, tokenHash: tokenHashOf(newToken) };
     this.buffered.delete(handleOf(ref));
-    const rotated = await this.store.sessionRotate(
-      ref,
-      newRef.tokenHash,
-      this.seal(newRef, payload),
-      this.limits.reasonTtlMs,
+    const rotated = await this.storeCall(() =>
+      this.store.sessionRotate(ref, newRef.tokenHash, this.seal(newRef, payload), this.limits.reasonTtlMs),
     );
     if (!rotated) return null;
+    if (this.repository) {
+      await this.repository.insert(ref.uid, rotated);
+      await this.repository.end(ref.uid, [ref.tokenHash], 'rotated', Date.now());
+    }
     this.audit('session.rotated', current.userId, newRef);
     await this.announce([handleOf(ref)], 'rotated');
     return { token: newToken, session: this.present(newRef, rotated, payload) };
@@ -377,11 +441,11 @@ export class Sessions {
     this.flushing = (async () => {
       for (let start = 0; start < batch.length; start += FLUSH_CONCURRENCY) {
         await Promise.allSettled(
-          batch
-            .slice(start, start + FLUSH_CONCURRENCY)
-            .map((activity) =>
-              this.store.sessionTouch(activity.ref, activity.pending, activity.lastSeenAtMs),
-            ),
+          batch.slice(start, start + FLUSH_CONCURRENCY).map(async (activity) => {
+            const { ref, pending, lastSeenAtMs } = activity;
+            await this.store.sessionTouch(ref, pending, lastSeenAtMs);
+            await this.repository?.touch(ref.uid, ref.tokenHash, lastSeenAtMs, pending);
+          }),
         );
       }
     })().finally(() => {
@@ -443,9 +507,107 @@ export class Sessions {
     }
   }
 
+  /**
+   * Replays revocations that SQL recorded since `sinceMs` into the store: the ones made while
+   * Redis was down, so a session revoked during an outage stays revoked once Redis is back.
+   * Runs by itself when this instance sees the store answer again; returns how many it ended.
+   */
+  async reconcile(sinceMs: number): Promise<number> {
+    if (!this.repository) return 0;
+    let ended = 0;
+    for (const row of await this.repository.endedSince(sinceMs)) {
+      const ref = { uid: row.uid, tokenHash: row.tokenHash };
+      const result = await this.store.sessionRevoke(ref, row.endReason ?? 'revoked', this.limits.reasonTtlMs);
+      if (result.ended) {
+        ended++;
+        await this.announce([handleOf(ref)], row.endReason ?? 'revoked');
+      }
+    }
+    return ended;
+  }
+
+  /**
+   * Runs a store call. In durable mode, the first call after this instance saw the store fail
+   * first replays the revocations SQL recorded meanwhile, so nothing served after an outage can
+   * be a session that was revoked during it.
+   */
+  private async storeCall<T>(call: () => Promise<T>): Promise<T> {
+    if (this.repository && this.outageSinceMs !== null) {
+      this.reconciling ??= this.reconcile(this.outageSinceMs - RECONCILE_MARGIN_MS)
+        .then(() => {
+          this.outageSinceMs = null;
+        })
+        .finally(() => {
+          this.reconciling = undefined;
+        });
+      await this.reconciling;
+    }
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) this.outageSinceMs ??= Date.now();
+      throw error;
+    }
+  }
+
+  /** Validation while the store is down (durable mode): the SQL row decides, tombstones included. */
+  private async validateFromSql(
+    ref: SessionRef,
+    repository: SessionRepository,
+  ): Promise<SessionValidationResult> {
+    const row = await repository.find(ref.uid, ref.tokenHash);
+    const gone = this.sqlRowGone(row);
+    if (gone || !row) return { session: null, reason: gone ? gone.reason : null };
+    const payload = this.openPayload(ref, row);
+    if (!payload) return { session: null, reason: null };
+    const now = Date.now();
+    let current: StoredSession = row;
+    if (now - row.lastSeenAtMs >= this.touchIntervalMs) {
+      await repository.touch(ref.uid, ref.tokenHash, now, 1);
+      current = { ...row, lastSeenAtMs: now, requestCount: row.requestCount + 1 };
+    }
+    return { session: this.present(ref, current, payload), reason: null };
+  }
+
+  /** A store miss in durable mode: refill the cache from SQL unless the session ended or expired. */
+  private async refillFromSql(
+    ref: SessionRef,
+    repository: SessionRepository,
+  ): Promise<SessionValidationResult> {
+    const row = await repository.find(ref.uid, ref.tokenHash);
+    const gone = this.sqlRowGone(row);
+    if (gone || !row) return { session: null, reason: gone ? gone.reason : null };
+    const payload = this.openPayload(ref, row);
+    if (!payload) return { session: null, reason: null };
+    const restored = await this.storeCall(() => this.store.sessionRestore(ref, row, this.limits));
+    if (!restored) return { session: null, reason: null };
+    return { session: this.present(ref, row, payload), reason: null };
+  }
+
+  /** Why a SQL row is no session (ended, or past a deadline), or null when it is live. */
+  private sqlRowGone(row: DurableSession | null): { reason: SessionEndReason | null } | null {
+    if (!row) return null;
+    if (row.endedAtMs !== null) return { reason: row.endReason };
+    const now = Date.now();
+    if (now >= row.absoluteExpiresAtMs) return { reason: 'expired-absolute' };
+    if (now >= row.lastSeenAtMs + row.idleTimeoutMs) return { reason: 'expired-idle' };
+    return null;
+  }
+
   private async revokeUser(userId: string, exceptTokenHash: string | null): Promise<number> {
     const uid = this.userPseudonym(userId);
-    const ended = await this.store.sessionRevokeAll(uid, exceptTokenHash, 'revoked', this.limits.reasonTtlMs);
+    let ended: readonly string[] = [];
+    try {
+      ended = await this.storeCall(() =>
+        this.store.sessionRevokeAll(uid, exceptTokenHash, 'revoked', this.limits.reasonTtlMs),
+      );
+    } catch (error) {
+      if (!(this.repository && error instanceof StoreUnavailableError)) throw error;
+    }
+    if (this.repository) {
+      const endedInSql = await this.repository.endAll(uid, exceptTokenHash, 'revoked', Date.now());
+      ended = [...new Set([...ended, ...endedInSql])];
+    }
     for (const tokenHash of ended) {
       this.buffered.delete(uid + tokenHash);
       this.audit('session.revoked', userId, { uid, tokenHash });

@@ -280,6 +280,23 @@ export class MemoryStore implements Store {
     });
   }
 
+  sessionRestore(ref: SessionRef, session: StoredSession, limits: SessionLimits): Promise<boolean> {
+    return this.operation(() => {
+      const now = this.clock();
+      const keys = sessionKeys(this.keys, ref);
+      if (this.hash(keys.ended).has(ref.tokenHash)) return false;
+      if (this.get(keys.session) !== undefined) return true;
+      const deadline = Math.min(session.lastSeenAtMs + session.idleTimeoutMs, session.absoluteExpiresAtMs);
+      if (deadline <= now) return false;
+      this.set(keys.session, encodeSessionValue({ ...session, tokenHash: ref.tokenHash }), deadline - now);
+      this.zset(keys.index).set(ref.tokenHash, session.createdAtMs * 1000);
+      this.zset(keys.deadlines).set(ref.tokenHash, deadline);
+      this.extendTtl(keys.index, limits.absoluteTimeoutMs + limits.reasonTtlMs);
+      this.extendTtl(keys.deadlines, limits.absoluteTimeoutMs + limits.reasonTtlMs);
+      return true;
+    });
+  }
+
   sessionRotate(
     ref: SessionRef,
     newTokenHash: string,

@@ -21,7 +21,7 @@ import type {
   StandaloneOptions,
 } from './options.js';
 import { defineScript, type LuaScript } from './script.js';
-import { decodeSessionValue, sessionKey, sessionKeys, userKeys } from './session-keys.js';
+import { decodeSessionValue, encodeSessionValue, sessionKey, sessionKeys, userKeys } from './session-keys.js';
 import {
   assertTtlMs,
   SESSION_END_REASONS,
@@ -384,6 +384,7 @@ const REVOKE_SESSION = defineScript('revokeSession', 4);
 const REVOKE_USER_SESSIONS = defineScript('revokeUserSessions', 3);
 const LIST_SESSIONS = defineScript('listSessions', 3);
 const ROTATE_SESSION = defineScript('rotateSession', 5);
+const RESTORE_SESSION = defineScript('restoreSession', 4);
 
 function asBuffer(script: LuaScript, value: unknown): Buffer {
   if (!Buffer.isBuffer(value)) throw unexpectedReply(script, value);
@@ -612,6 +613,16 @@ export class RedisStore implements Store {
         sessions.push(decodeSessionValue(tokenHash, value));
     });
     return sessions;
+  }
+
+  async sessionRestore(ref: SessionRef, session: StoredSession, limits: SessionLimits): Promise<boolean> {
+    const keys = sessionKeys(this.keys, ref);
+    const reply = await this.runScript(
+      RESTORE_SESSION,
+      [keys.session, keys.index, keys.deadlines, keys.ended],
+      [ref.tokenHash, encodeSessionValue(session), String(limits.absoluteTimeoutMs + limits.reasonTtlMs)],
+    );
+    return reply === 1;
   }
 
   async sessionRotate(

@@ -172,6 +172,12 @@ export interface Store {
   /** A user's live sessions, oldest first (forgetting expired ones, keeping why they ended). */
   sessionList(uid: string, limits: SessionLimits): Promise<readonly StoredSession[]>;
 
+  /**
+   * Puts a session read from durable storage back (cache refill), unless the store knows it
+   * ended or its deadline has passed; true when it is there now. Evicts nothing.
+   */
+  sessionRestore(ref: SessionRef, session: StoredSession, limits: SessionLimits): Promise<boolean>;
+
   /** Moves a live session to a new token hash with a new payload; null when it is not live. */
   sessionRotate(
     ref: SessionRef,
