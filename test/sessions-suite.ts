@@ -52,6 +52,14 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       return instance;
     }
 
+    async function waitUntil(check: () => Promise<boolean>, timeoutMs = 2000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      while (!(await check())) {
+        if (Date.now() > deadline) assert.fail(`not within ${String(timeoutMs)} ms`);
+        await sleep(1);
+      }
+    }
+
     function user() {
       return {
         userId: randomUUID(),
@@ -186,7 +194,8 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       assert.ok(await a.validate(current.token));
       await assert.rejects(b.revokeOthers(randomUUID(), current.session.handle), TypeError);
       assert.equal(await b.revokeAll(input.userId), 1);
-      assert.equal(await a.validate(current.token), null);
+      // Instance a may have the session cached: the ended event reaches it within milliseconds.
+      await waitUntil(async () => (await a.validate(current.token)) === null, 100);
       assert.deepEqual(await a.list(input.userId), []);
     });
 
@@ -354,6 +363,31 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       assert.ok(await gh.revoke(session.handle));
       assert.equal(await fixture.store.sessionRestore(ref, stored, limits), false, 'ended: never restored');
       assert.deepEqual(await gh.validateWithReason(token), { session: null, reason: 'revoked' });
+    });
+
+    it('answers repeat validations from the local cache, and drops a session ended elsewhere at once', async () => {
+      const a = sessions();
+      const b = await otherInstance();
+      const { token, session } = await a.create(user());
+      // The first validation starts listening for ended sessions; once listening, results are cached.
+      await waitUntil(async () => (await b.validate(token)) !== null && (await b.validate(token)) !== null);
+      const started = performance.now();
+      assert.ok(await a.revoke(session.handle));
+      await waitUntil(async () => (await b.validate(token)) === null, 100);
+      assert.ok(performance.now() - started < 100, 'refused by the other instance within 100 ms');
+    });
+
+    it('bounds the cache by its TTL even when no event arrives', async () => {
+      const b = sessions({ localCacheTtl: '300ms' });
+      const input = user();
+      const { token, session } = await b.create(input);
+      await waitUntil(async () => (await b.validate(token)) !== null && (await b.validate(token)) !== null);
+      // Ended behind the instance's back (no event): the cache may answer, but only until its TTL.
+      const ref = { uid: b.userPseudonym(input.userId), tokenHash: session.handle.slice(16) };
+      await fixture.store.sessionRevoke(ref, 'revoked', 60_000);
+      assert.ok(await b.validate(token), 'served from the cache');
+      await sleep(350);
+      assert.deepEqual(await b.validateWithReason(token), { session: null, reason: 'revoked' });
     });
 
     it('refuses a payload sealed by a key no longer in the ring', async () => {

@@ -101,7 +101,28 @@ export interface SessionsOptions {
    * refills from SQL (never an ended session), and while Redis is down validation reads SQL.
    */
   readonly repository?: SessionRepository;
+  /**
+   * How long this process may answer a validated session from memory without asking the store.
+   * Default 1s; 0 turns it off. Used only while this instance listens to ended-session events,
+   * which drop an ended session from the cache at once; the TTL bounds the staleness should an
+   * event be lost (a subscriber that reconnected). Touch writes and deadlines are still honoured.
+   */
+  readonly localCacheTtl?: Duration;
+  /** Sessions kept in the local cache at most. Default 10,000. */
+  readonly localCacheMaxEntries?: number;
 }
+
+interface CachedSession {
+  readonly ref: SessionRef;
+  readonly session: Session;
+  /** The stored request count when cached; buffered requests come on top. */
+  readonly storedRequestCount: number;
+  /** Local clock: the first of cache TTL, touch due, idle or absolute deadline. */
+  readonly validUntilMs: number;
+}
+
+/** After a failed subscription, try again no sooner than this. */
+const CACHE_RETRY_MS = 5000;
 
 /** What durable mode needs from SQL (see SqlSessionRepository). */
 export type SessionRepository = Pick<
@@ -122,6 +143,7 @@ export type SessionValidationResult =
   | { readonly session: Session; readonly reason: null }
   | { readonly session: null; readonly reason: SessionEndReason | null };
 
+const DEFAULT_AUTH_METHOD = 'password';
 const PSEUDONYM_LENGTH = 16;
 const SECRET_BYTES = 32;
 export const TOKEN_LENGTH = PSEUDONYM_LENGTH + 43;
@@ -191,6 +213,13 @@ export class Sessions {
   /** When this instance first saw the store fail in the current outage (durable mode). */
   private outageSinceMs: number | null = null;
   private reconciling: Promise<void> | undefined;
+  private readonly cache = new Map<string, CachedSession>();
+  private readonly cacheTtlMs: number;
+  private readonly cacheMaxEntries: number;
+  private cacheState: 'off' | 'starting' | 'on' = 'off';
+  private cacheRetryAtMs = 0;
+  /** Keeps the ended-events subscription alive for the cache; deliver() does the invalidation. */
+  private readonly cacheListener = (): void => undefined;
 
   constructor(
     private readonly store: Store,
@@ -213,6 +242,8 @@ export class Sessions {
     this.flushTimer.unref();
     this.channel = store.keys.channel('sess', 'ended');
     this.repository = options.repository;
+    this.cacheTtlMs = toMs('sessions.localCacheTtl', options.localCacheTtl ?? '1s');
+    this.cacheMaxEntries = options.localCacheMaxEntries ?? 10_000;
   }
 
   /**
@@ -256,7 +287,7 @@ export class Sessions {
       o: input.organizationId ?? null,
       r: checkStrings('roles', input.roles),
       p: checkStrings('permissions', input.permissions),
-      m: input.authMethod ?? 'password',
+      m: input.authMethod ?? DEFAULT_AUTH_METHOD,
       i: input.ip ?? null,
       a: input.userAgent ?? null,
       d: input.data ?? null,
@@ -278,7 +309,10 @@ export class Sessions {
       }
     }
     this.audit('session.created', input.userId, ref);
-    for (const tokenHash of evicted) this.audit('session.evicted', input.userId, { uid, tokenHash });
+    for (const tokenHash of evicted) {
+      this.cache.delete(uid + tokenHash);
+      this.audit('session.evicted', input.userId, { uid, tokenHash });
+    }
     await this.discard(uid, evicted);
     await this.announce(
       evicted.map((tokenHash) => uid + tokenHash),
@@ -288,8 +322,8 @@ export class Sessions {
   }
 
   /** The live session of `token`, or null (unknown, expired, ended or malformed: never throws for those). */
-  async validate(token: unknown): Promise<Session | null> {
-    return (await this.validateWithReason(token)).session;
+  validate(token: unknown): Promise<Session | null> {
+    return this.validateWithReason(token).then((result) => result.session);
   }
 
   /** Like `validate`, and says why a session is gone when the store knows. */
@@ -297,6 +331,11 @@ export class Sessions {
     const ref = refFromToken(token);
     if (!ref) return { session: null, reason: null };
     const key = handleOf(ref);
+    if (this.cacheTtlMs > 0) {
+      const cached = this.fromCache(key);
+      if (cached) return { session: cached, reason: null };
+      this.startCacheListening();
+    }
     const buffered = this.buffered.get(key);
     const pending = (buffered?.pending ?? 0) + 1;
     let result;
@@ -334,7 +373,66 @@ export class Sessions {
       stored = { ...stored, lastSeenAtMs: result.nowMs, requestCount: stored.requestCount + pending };
       if (this.buffered.size >= MAX_BUFFERED) void this.flush();
     }
-    return { session: this.present(ref, stored, payload), reason: null };
+    const session = this.present(ref, stored, payload);
+    this.toCache(key, ref, session, result.session, result.nowMs);
+    return { session, reason: null };
+  }
+
+  /** A cached session still within every bound, with this request counted; else null. */
+  private fromCache(key: string): Session | null {
+    const entry = this.cache.get(key);
+    if (!entry) return null;
+    const now = Date.now();
+    if (this.cacheState !== 'on' || now >= entry.validUntilMs) {
+      this.cache.delete(key);
+      return null;
+    }
+    const pending = (this.buffered.get(key)?.pending ?? 0) + 1;
+    this.buffered.set(key, { ref: entry.ref, pending, lastSeenAtMs: now });
+    return { ...entry.session, lastSeenAtMs: now, requestCount: entry.storedRequestCount + pending };
+  }
+
+  private toCache(
+    key: string,
+    ref: SessionRef,
+    session: Session,
+    stored: StoredSession,
+    serverNowMs: number,
+  ): void {
+    if (this.cacheTtlMs === 0 || this.cacheState !== 'on') return;
+    // Deadlines come from the server's clock; turn them into spans from now on ours.
+    const spanMs = Math.min(
+      this.cacheTtlMs,
+      stored.lastSeenAtMs + this.touchIntervalMs - serverNowMs,
+      stored.lastSeenAtMs + stored.idleTimeoutMs - serverNowMs,
+      stored.absoluteExpiresAtMs - serverNowMs,
+    );
+    if (spanMs <= 0) return;
+    if (this.cache.size >= this.cacheMaxEntries && !this.cache.has(key)) {
+      const oldest = this.cache.keys().next();
+      if (!oldest.done) this.cache.delete(oldest.value);
+    }
+    this.cache.set(key, {
+      ref,
+      session,
+      storedRequestCount: stored.requestCount,
+      validUntilMs: Date.now() + spanMs,
+    });
+  }
+
+  /** The cache serves only while ended-session events arrive; start listening in the background. */
+  private startCacheListening(): void {
+    if (this.cacheState !== 'off' || Date.now() < this.cacheRetryAtMs) return;
+    this.cacheState = 'starting';
+    this.onEnded(this.cacheListener).then(
+      () => {
+        this.cacheState = this.endedListeners.has(this.cacheListener) ? 'on' : 'off';
+      },
+      () => {
+        this.cacheState = 'off';
+        this.cacheRetryAtMs = Date.now() + CACHE_RETRY_MS;
+      },
+    );
   }
 
   /** A user's live sessions, oldest first (handles, never tokens). */
@@ -372,6 +470,7 @@ export class Sessions {
     if (!ref) return false;
     if (options.userId !== undefined && this.userPseudonym(options.userId) !== ref.uid) return false;
     this.buffered.delete(handle);
+    this.cache.delete(handle);
     let ended = false;
     let session: StoredSession | null = null;
     try {
@@ -420,6 +519,7 @@ export class Sessions {
     const newToken = ref.uid + randomBytes(SECRET_BYTES).toString('base64url');
     const newRef = { uid: ref.uid, tokenHash: tokenHashOf(newToken) };
     this.buffered.delete(handleOf(ref));
+    this.cache.delete(handleOf(ref));
     const rotated = await this.storeCall(() =>
       this.store.sessionRotate(ref, newRef.tokenHash, this.seal(newRef, payload), this.limits.reasonTtlMs),
     );
@@ -458,6 +558,9 @@ export class Sessions {
   async close(): Promise<void> {
     clearInterval(this.flushTimer);
     this.endedListeners.clear();
+    this.cache.clear();
+    this.cacheState = 'off';
+    this.cacheRetryAtMs = Number.POSITIVE_INFINITY;
     await Promise.allSettled([this.flush(), this.stopListening()]);
   }
 
@@ -497,6 +600,7 @@ export class Sessions {
     if (!Array.isArray(handles) || !knownReason) return;
     for (const handle of handles) {
       if (typeof handle !== 'string' || refFromHandle(handle) === null) continue;
+      this.cache.delete(handle);
       for (const listener of this.endedListeners) {
         try {
           listener({ handle, reason: knownReason });
@@ -531,23 +635,25 @@ export class Sessions {
    * first replays the revocations SQL recorded meanwhile, so nothing served after an outage can
    * be a session that was revoked during it.
    */
-  private async storeCall<T>(call: () => Promise<T>): Promise<T> {
-    if (this.repository && this.outageSinceMs !== null) {
-      this.reconciling ??= this.reconcile(this.outageSinceMs - RECONCILE_MARGIN_MS)
-        .then(() => {
-          this.outageSinceMs = null;
-        })
-        .finally(() => {
-          this.reconciling = undefined;
-        });
-      await this.reconciling;
-    }
-    try {
-      return await call();
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) this.outageSinceMs ??= Date.now();
-      throw error;
-    }
+  private storeCall<T>(call: () => Promise<T>): Promise<T> {
+    const run = () =>
+      call().catch((error: unknown) => {
+        if (error instanceof StoreUnavailableError) {
+          this.outageSinceMs ??= Date.now();
+          // Events published meanwhile may be lost: nothing cached before the outage is trusted.
+          this.cache.clear();
+        }
+        throw error;
+      });
+    if (!this.repository || this.outageSinceMs === null) return run();
+    this.reconciling ??= this.reconcile(this.outageSinceMs - RECONCILE_MARGIN_MS)
+      .then(() => {
+        this.outageSinceMs = null;
+      })
+      .finally(() => {
+        this.reconciling = undefined;
+      });
+    return this.reconciling.then(run);
   }
 
   /** Validation while the store is down (durable mode): the SQL row decides, tombstones included. */
@@ -610,6 +716,7 @@ export class Sessions {
     }
     for (const tokenHash of ended) {
       this.buffered.delete(uid + tokenHash);
+      this.cache.delete(uid + tokenHash);
       this.audit('session.revoked', userId, { uid, tokenHash });
     }
     await this.discard(uid, ended);
@@ -633,14 +740,50 @@ export class Sessions {
     }
   }
 
+  /**
+   * Seals the payload as a JSON array with defaults left out at the end: field names and
+   * default values would cost Redis memory on every session (and push values past a jemalloc
+   * size class).
+   */
   private seal(ref: SessionRef, payload: Payload): Buffer {
-    return this.keyRing.seal(Buffer.from(JSON.stringify(payload)), handleOf(ref));
+    const fields: unknown[] = [
+      payload.u,
+      payload.o,
+      payload.r,
+      payload.i,
+      payload.a,
+      payload.m === DEFAULT_AUTH_METHOD ? null : payload.m,
+      payload.p.length === 0 ? null : payload.p,
+      payload.d,
+    ];
+    while (fields.length > 0 && fields[fields.length - 1] === null) fields.pop();
+    return this.keyRing.seal(Buffer.from(JSON.stringify(fields)), handleOf(ref));
   }
 
   /** The payload, or null when no key of the ring opens it (a key retired too early, or tampering). */
   private openPayload(ref: SessionRef, stored: StoredSession): Payload | null {
     const plaintext = this.keyRing.open(stored.payload, handleOf(ref));
-    return plaintext ? (JSON.parse(plaintext.toString()) as Payload) : null;
+    if (!plaintext) return null;
+    const [u, o, r, i, a, m, p, d] = JSON.parse(plaintext.toString()) as [
+      string,
+      (string | null)?,
+      string[]?,
+      (string | null)?,
+      (string | null)?,
+      (string | null)?,
+      (string[] | null)?,
+      (JsonValue | null)?,
+    ];
+    return {
+      u,
+      o: o ?? null,
+      r: r ?? [],
+      i: i ?? null,
+      a: a ?? null,
+      m: m ?? DEFAULT_AUTH_METHOD,
+      p: p ?? [],
+      d: d ?? null,
+    };
   }
 
   private payloadOf(session: Session): Payload {

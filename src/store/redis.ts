@@ -54,6 +54,16 @@ const RECONNECT_BASE_DELAY_MS = 50;
  * once without being sent, so a stalled server cannot make the process queue without bound.
  */
 export const MAX_OVERDUE_CALLS = 200;
+/** How often deadlines are checked: a deadline fires at most this late. */
+const DEADLINE_SWEEP_MS = 20;
+
+interface InFlightCall {
+  readonly deadlineMs: number;
+  settled: boolean;
+  overdue: boolean;
+  readonly expire: () => void;
+}
+
 /** How long close() waits for pending replies before dropping the connections. */
 const CLOSE_TIMEOUT_MS = 1000;
 /** Upper bound for every timeout option: longer is no fail-fast (and overflows timers past 24 days). */
@@ -111,7 +121,7 @@ export function toStoreError(error: unknown): GatehouseError {
 }
 
 /** A bug in the caller (bad arguments), not a store problem: never reported as an outage. */
-function isProgrammingError(error: unknown): boolean {
+function isProgrammingError(error: unknown): error is TypeError | RangeError {
   return error instanceof TypeError || error instanceof RangeError;
 }
 
@@ -188,8 +198,13 @@ function credentials(username: string | undefined, password: string | undefined)
   };
 }
 
-function commandOptions(options: RedisConnectionOptions) {
-  return { timeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS };
+/**
+ * node-redis's own per-command timeout is off (0): RedisStore's deadline covers every call
+ * end to end, while node-redis's covers only commands not yet written, and costs a timer
+ * and an AbortSignal per command.
+ */
+function commandOptions(_options: RedisConnectionOptions) {
+  return { timeout: 0 };
 }
 
 function standaloneDriver(options: StandaloneOptions, events: DriverEvents): Driver {
@@ -409,6 +424,9 @@ export class RedisStore implements Store {
   private readonly commandTimeoutMs: number;
   private readonly reconnectMaxDelayMs: number;
   private overdueCalls = 0;
+  /** Calls waiting on Redis, checked against their deadlines by one sweeper timer. */
+  private readonly inFlight = new Set<InFlightCall>();
+  private sweeper: NodeJS.Timeout | undefined;
   private readonly firstReady: Promise<void>;
   private markFirstReady: () => void = () => undefined;
   private connectionLost = false;
@@ -678,6 +696,8 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     // A graceful close waits for every pending reply: never while disconnected (a connection
     // may never come) or stalled (overdue replies may never come), and never for long.
     if (!this.driver.isReady() || this.overdueCalls > 0) {
@@ -704,25 +724,27 @@ export class RedisStore implements Store {
    * The number of keys is checked so that keys never travel in ARGV, where Cluster routing and
    * ACL key patterns could not see them.
    */
-  protected async runScript(
+  protected runScript(
     script: LuaScript,
     keys: string[],
     args: ScriptArgument[],
     binary = false,
   ): Promise<unknown> {
     if (keys.length !== script.numberOfKeys) {
-      throw new TypeError(
-        `${script.name} takes ${String(script.numberOfKeys)} keys, got ${String(keys.length)}`,
+      return Promise.reject(
+        new TypeError(`${script.name} takes ${String(script.numberOfKeys)} keys, got ${String(keys.length)}`),
       );
     }
-    return this.withDeadline(async () => {
-      try {
-        return await this.driver.evalSha(script.sha1, keys, args, binary);
-      } catch (error) {
-        if (!isNoScript(error)) throw error;
-      }
-      return this.driver.eval(script.source, keys, args, binary);
-    });
+    // Plain promise chains rather than async functions: this is the hot path of every operation.
+    return this.withDeadline(() =>
+      this.driver
+        .evalSha(script.sha1, keys, args, binary)
+        .catch((error: unknown) =>
+          isNoScript(error)
+            ? this.driver.eval(script.source, keys, args, binary)
+            : Promise.reject(error as Error),
+        ),
+    );
   }
 
   /**
@@ -730,41 +752,82 @@ export class RedisStore implements Store {
    * timeout only covers a command still waiting to be written; once written, a stalled server
    * would hold it forever. The deadline answers the caller on time; the command itself may still
    * run later (it cannot be recalled), which is why locks expire and nonces stay spent.
+   *
+   * One sweeper timer serves every call in flight (a timer per call costs more than the call's
+   * own client work at high rates); a deadline fires at most DEADLINE_SWEEP_MS late.
    */
-  private async withDeadline<T>(call: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new StoreUnavailableError('the store is closed');
+  private withDeadline<T>(call: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('the store is closed'));
     if (this.overdueCalls >= MAX_OVERDUE_CALLS) {
-      throw new StoreUnavailableError(
-        `Redis is stalled: ${String(this.overdueCalls)} calls are past their deadline; not sending more`,
+      return Promise.reject(
+        new StoreUnavailableError(
+          `Redis is stalled: ${String(this.overdueCalls)} calls are past their deadline; not sending more`,
+        ),
       );
     }
-    let timer: NodeJS.Timeout | undefined;
-    let overdue = false;
-    let pending: Promise<T>;
-    try {
-      pending = call();
-    } catch (error) {
-      if (isProgrammingError(error)) throw error;
-      throw this.explain(toStoreError(error));
-    }
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        overdue = true;
-        this.overdueCalls++;
-        reject(new StoreUnavailableError(`Redis did not answer within ${String(this.commandTimeoutMs)} ms`));
-      }, this.commandTimeoutMs);
+    return new Promise<T>((resolve, reject) => {
+      const entry: InFlightCall = {
+        deadlineMs: performance.now() + this.commandTimeoutMs,
+        settled: false,
+        overdue: false,
+        expire: () => {
+          reject(
+            new StoreUnavailableError(`Redis did not answer within ${String(this.commandTimeoutMs)} ms`),
+          );
+        },
+      };
+      const fail = (error: unknown) => {
+        reject(isProgrammingError(error) ? error : this.explain(toStoreError(error)));
+      };
+      let pending: Promise<T>;
+      try {
+        pending = call();
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      this.inFlight.add(entry);
+      this.startSweeper();
+      pending.then(
+        (value) => {
+          this.finish(entry);
+          if (!entry.overdue) resolve(value);
+        },
+        (error: unknown) => {
+          this.finish(entry);
+          if (!entry.overdue) fail(error);
+        },
+      );
     });
-    pending
-      .finally(() => {
-        clearTimeout(timer);
-        if (overdue) this.overdueCalls--;
-      })
-      .catch(() => undefined);
-    try {
-      return await Promise.race([pending, deadline]);
-    } catch (error) {
-      if (isProgrammingError(error)) throw error;
-      throw this.explain(toStoreError(error));
+  }
+
+  private finish(entry: InFlightCall): void {
+    entry.settled = true;
+    this.inFlight.delete(entry);
+    if (entry.overdue) this.overdueCalls--;
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      this.sweepDeadlines();
+    }, DEADLINE_SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Fails every call past its deadline; stops when nothing is in flight. */
+  private sweepDeadlines(): void {
+    const now = performance.now();
+    for (const entry of this.inFlight) {
+      if (!entry.overdue && !entry.settled && now >= entry.deadlineMs) {
+        entry.overdue = true;
+        this.overdueCalls++;
+        entry.expire();
+      }
+    }
+    if (this.inFlight.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
     }
   }
 

@@ -1,0 +1,84 @@
+/**
+ * `npm run bench`: runs every benchmark in one process and writes bench/RESULTS.md with the
+ * machine, the command, and the figures side by side. Options: --rounds N --round-ms N
+ * --concurrency N (defaults 7, 1500, 64).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+
+import { runSessionBench } from './sessions.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '7' },
+    'round-ms': { type: 'string', default: '1500' },
+    concurrency: { type: 'string', default: '64' },
+  },
+});
+const options = {
+  rounds: Number(values.rounds),
+  roundMs: Number(values['round-ms']),
+  concurrency: Number(values.concurrency),
+};
+
+const redisVersion = execFileSync('redis-server', ['--version']).toString().trim();
+const machine = `${String(cpus().length)} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${String(Math.round(totalmem() / 2 ** 30))} GiB, Node.js ${process.version}, ${redisVersion.split(' sha=')[0] ?? redisVersion}`;
+
+const sessions = await runSessionBench(options);
+const byName = new Map(sessions.throughput.map((result) => [result.name, result.opsPerSecond]));
+const validate = byName.get('gatehouse sessions.validate') ?? 0;
+const uncached = byName.get('gatehouse sessions.validate, local cache off') ?? 0;
+const raw = byName.get('raw node-redis EVALSHA (same script)') ?? 1;
+const connectRedis = byName.get('connect-redis get') ?? 1;
+
+const targets = [
+  { what: 'validate ÷ raw EVALSHA', value: validate / raw, target: 0.8 },
+  { what: 'validate with the local cache off ÷ raw EVALSHA', value: uncached / raw, target: 0.8 },
+  { what: 'validate ÷ connect-redis get', value: validate / connectRedis, target: 1.5 },
+];
+const memoryTarget = 600;
+
+const lines = [
+  '# Benchmark results',
+  '',
+  `Command: \`npm run bench -- --rounds ${String(options.rounds)} --round-ms ${String(options.roundMs)} --concurrency ${String(options.concurrency)}\``,
+  '',
+  `Machine: ${machine}. Date: ${new Date().toISOString().slice(0, 10)}.`,
+  '',
+  'All contenders run in one process against one redis-server started by the benchmark, in',
+  `interleaved rounds (${String(options.rounds)} × ${String(options.roundMs)} ms each, ${String(options.concurrency)} calls in flight,`,
+  'one connection each); the median round counts. Compare the ratios, not absolute figures across runs.',
+  '',
+  '## Session validation',
+  '',
+  '| contender | ops/s (median) | rounds |',
+  '| --- | ---: | --- |',
+  ...sessions.throughput.map(
+    (result) =>
+      `| ${result.name} | ${Math.round(result.opsPerSecond).toLocaleString('en-US')} | ${result.rounds.map((r) => Math.round(r).toLocaleString('en-US')).join(', ')} |`,
+  ),
+  '',
+  '| ratio | measured | target |',
+  '| --- | ---: | ---: |',
+  ...targets.map((t) => `| ${t.what} | ${t.value.toFixed(2)} | ≥ ${t.target.toFixed(1)} ${t.value >= t.target ? '(met)' : '(NOT met)'} |`),
+  '',
+  'Raw is node-redis sending the very same EVALSHA (validateSession.lua, same keys and arguments,',
+  'binary replies) with nothing of gatehouse around it: no token hashing, no decryption, no',
+  'buffering. connect-redis get is one GET plus JSON.parse of an express-session object with the same data.',
+  '',
+  '## Redis memory per session',
+  '',
+  `${String(sessions.memory.sessions)} sessions of ${String(sessions.memory.users)} users (5 each; UUID user and organization ids, one role, an IPv4`,
+  'address, a 120-character user agent), measured with `MEMORY USAGE` on every key:',
+  '',
+  '| what | bytes per session |',
+  '| --- | ---: |',
+  `| session key | ${String(sessions.memory.sessionKeyBytes)} |`,
+  `| share of the user's index keys | ${String(sessions.memory.indexBytesPerSession)} |`,
+  `| total | ${String(sessions.memory.bytesPerSession)} (target < ${String(memoryTarget)}${sessions.memory.bytesPerSession < memoryTarget ? ', met' : ', NOT met'}) |`,
+  '',
+];
+writeFileSync(new URL('RESULTS.md', import.meta.url), lines.join('\n'));
+process.stdout.write(`${lines.join('\n')}\n`);
