@@ -27,16 +27,35 @@ const redisVersion = execFileSync('redis-server', ['--version']).toString().trim
 const machine = `${String(cpus().length)} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${String(Math.round(totalmem() / 2 ** 30))} GiB, Node.js ${process.version}, ${redisVersion.split(' sha=')[0] ?? redisVersion}`;
 
 const sessions = await runSessionBench(options);
-const byName = new Map(sessions.throughput.map((result) => [result.name, result.opsPerSecond]));
-const validate = byName.get('gatehouse sessions.validate') ?? 0;
-const uncached = byName.get('gatehouse sessions.validate, local cache off') ?? 0;
-const raw = byName.get('raw node-redis EVALSHA (same script)') ?? 1;
-const connectRedis = byName.get('connect-redis get') ?? 1;
+const roundsOf = new Map(sessions.throughput.map((result) => [result.name, result.rounds]));
 
+/**
+ * The median of per-round ratios: rounds of different contenders run back to back, so each
+ * round's ratio cancels the machine's drift better than a ratio of medians would.
+ */
+function pairedRatio(numerator: string, denominator: string): number {
+  const a = roundsOf.get(numerator) ?? [];
+  const b = roundsOf.get(denominator) ?? [];
+  const ratios = a.map((value, i) => value / (b[i] ?? Number.NaN)).sort((x, y) => x - y);
+  const middle = Math.floor(ratios.length / 2);
+  return ratios.length % 2 === 1
+    ? (ratios[middle] ?? 0)
+    : ((ratios[middle - 1] ?? 0) + (ratios[middle] ?? 0)) / 2;
+}
+
+const VALIDATE = 'gatehouse sessions.validate';
+const UNCACHED = 'gatehouse sessions.validate, local cache off';
+const RAW = 'raw node-redis EVALSHA (same script)';
+const CONNECT_REDIS = 'connect-redis get';
 const targets = [
-  { what: 'validate ÷ raw EVALSHA', value: validate / raw, target: 0.8 },
-  { what: 'validate with the local cache off ÷ raw EVALSHA', value: uncached / raw, target: 0.8 },
-  { what: 'validate ÷ connect-redis get', value: validate / connectRedis, target: 1.5 },
+  { what: 'validate ÷ raw EVALSHA', value: pairedRatio(VALIDATE, RAW), target: 0.8 },
+  { what: 'validate with the local cache off ÷ raw EVALSHA', value: pairedRatio(UNCACHED, RAW), target: 0.8 },
+  { what: 'validate ÷ connect-redis get', value: pairedRatio(VALIDATE, CONNECT_REDIS), target: 1.5 },
+  {
+    what: 'validate with the local cache off ÷ connect-redis get',
+    value: pairedRatio(UNCACHED, CONNECT_REDIS),
+    target: null,
+  },
 ];
 const memoryTarget = 600;
 
@@ -60,13 +79,19 @@ const lines = [
       `| ${result.name} | ${Math.round(result.opsPerSecond).toLocaleString('en-US')} | ${result.rounds.map((r) => Math.round(r).toLocaleString('en-US')).join(', ')} |`,
   ),
   '',
-  '| ratio | measured | target |',
+  '| ratio (median of per-round ratios) | measured | target |',
   '| --- | ---: | ---: |',
-  ...targets.map((t) => `| ${t.what} | ${t.value.toFixed(2)} | ≥ ${t.target.toFixed(1)} ${t.value >= t.target ? '(met)' : '(NOT met)'} |`),
+  ...targets.map(
+    (t) =>
+      `| ${t.what} | ${t.value.toFixed(2)} | ${t.target === null ? '' : `≥ ${t.target.toFixed(1)} ${t.value >= t.target ? '(met)' : '(NOT met)'}`} |`,
+  ),
   '',
   'Raw is node-redis sending the very same EVALSHA (validateSession.lua, same keys and arguments,',
   'binary replies) with nothing of gatehouse around it: no token hashing, no decryption, no',
   'buffering. connect-redis get is one GET plus JSON.parse of an express-session object with the same data.',
+  'gatehouse validate is the default configuration: a repeat validation within the local cache TTL',
+  '(1 s, and only while ended-session events arrive) is answered from memory; "local cache off"',
+  'asks Redis every time (`localCacheTtl: 0`).',
   '',
   '## Redis memory per session',
   '',

@@ -42,7 +42,11 @@ const USER_AGENT =
  * as I/O): otherwise calls answered from memory would starve socket reads and timers. A call
  * that throws fails the whole benchmark.
  */
-async function measure(op: (index: number) => Promise<unknown>, concurrency: number, durationMs: number): Promise<number> {
+async function measure(
+  op: (index: number) => Promise<unknown>,
+  concurrency: number,
+  durationMs: number,
+): Promise<number> {
   let next = 0;
   let done = 0;
   const deadline = performance.now() + durationMs;
@@ -66,7 +70,9 @@ async function measure(op: (index: number) => Promise<unknown>, concurrency: num
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? 0)
+    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 export async function interleave(
@@ -88,10 +94,20 @@ export async function interleave(
 
 export interface SessionBenchResult {
   readonly throughput: ThroughputResult[];
-  readonly memory: { sessions: number; users: number; bytesPerSession: number; sessionKeyBytes: number; indexBytesPerSession: number };
+  readonly memory: {
+    sessions: number;
+    users: number;
+    bytesPerSession: number;
+    sessionKeyBytes: number;
+    indexBytesPerSession: number;
+  };
 }
 
-export async function runSessionBench(options: { rounds: number; roundMs: number; concurrency: number }): Promise<SessionBenchResult> {
+export async function runSessionBench(options: {
+  rounds: number;
+  roundMs: number;
+  concurrency: number;
+}): Promise<SessionBenchResult> {
   const server = await RedisServer.start({ name: 'bench' });
   const connection = { topology: 'standalone' as const, host: '127.0.0.1', port: server.port };
   const store = new RedisStore({ connection, keyPrefix: 'gh' });
@@ -110,7 +126,12 @@ export async function runSessionBench(options: { rounds: number; roundMs: number
     const users = Array.from({ length: 200 }, () => ({ userId: randomUUID(), organizationId: randomUUID() }));
     for (let i = 0; i < 1000; i++) {
       const user = users[i % users.length] ?? { userId: randomUUID(), organizationId: randomUUID() };
-      const { token } = await sessions.create({ ...user, roles: ['clinician'], ip: '203.0.113.10', userAgent: USER_AGENT });
+      const { token } = await sessions.create({
+        ...user,
+        roles: ['clinician'],
+        ip: '203.0.113.10',
+        userAgent: USER_AGENT,
+      });
       tokens.push(token);
     }
 
@@ -146,7 +167,10 @@ export async function runSessionBench(options: { rounds: number; roundMs: number
       [
         { name: 'gatehouse sessions.validate', op: (i) => sessions.validate(at(tokens, i)) },
         { name: 'gatehouse sessions.validate, local cache off', op: (i) => uncached.validate(at(tokens, i)) },
-        { name: 'raw node-redis EVALSHA (same script)', op: (i) => rawBinary.evalSha(script.sha1, at(rawCalls, i)) },
+        {
+          name: 'raw node-redis EVALSHA (same script)',
+          op: (i) => rawBinary.evalSha(script.sha1, at(rawCalls, i)),
+        },
         { name: 'connect-redis get', op: (i) => connectStore.get(at(sids, i)) },
       ],
       options,
@@ -170,7 +194,10 @@ async function measureMemory(port: number): Promise<SessionBenchResult['memory']
   await admin.connect();
   try {
     const prefix = 'ghmem';
-    const memoryStore = new RedisStore({ connection: { topology: 'standalone', host: '127.0.0.1', port }, keyPrefix: prefix });
+    const memoryStore = new RedisStore({
+      connection: { topology: 'standalone', host: '127.0.0.1', port },
+      keyPrefix: prefix,
+    });
     await memoryStore.waitUntilReady(5000);
     const sessions = new Sessions(memoryStore, KeyRing.random());
     const users = 2000;
@@ -179,7 +206,11 @@ async function measureMemory(port: number): Promise<SessionBenchResult['memory']
       const user = { userId: randomUUID(), organizationId: randomUUID(), roles: ['clinician'] };
       await Promise.all(
         Array.from({ length: perUser }, (_, s) =>
-          sessions.create({ ...user, ip: `10.1.${String(u % 250)}.${String(s + 1)}`, userAgent: USER_AGENT.slice(0, 120) }),
+          sessions.create({
+            ...user,
+            ip: `10.1.${String(u % 250)}.${String(s + 1)}`,
+            userAgent: USER_AGENT.slice(0, 120),
+          }),
         ),
       );
     }

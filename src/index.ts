@@ -16,6 +16,27 @@ export {
 } from './errors.js';
 export { describeStore, loadConfig, type Config, type LogLevel, type StoreConfig } from './config.js';
 export { parseRateLimitPolicy, type RateLimitPolicy } from './rate-limit/policy.js';
+export { KeyRing } from './crypto/keyring.js';
+export {
+  SESSION_TABLE_SQL,
+  SqlSessionRepository,
+  type DurableSession,
+  type SqlQueryable,
+} from './sessions/repository.js';
+export {
+  HANDLE_LENGTH,
+  Sessions,
+  TOKEN_LENGTH,
+  type JsonValue,
+  type Session,
+  type SessionAuditEvent,
+  type SessionAuditType,
+  type SessionEndedEvent,
+  type SessionInput,
+  type SessionRepository,
+  type SessionsOptions,
+  type SessionValidationResult,
+} from './sessions/sessions.js';
 export { aclRule } from './store/acl.js';
 export { createStore, type CreateStoreOptions } from './store/index.js';
 export { KeySpace } from './store/keys.js';
@@ -33,6 +54,7 @@ export { RedisStore, type RedisStoreOptions } from './store/redis.js';
 export type {
   ProbeResult,
   ServerInfo,
+  SessionEndReason,
   Store,
   StoreHealth,
   StoreMode,

@@ -217,6 +217,11 @@ export class Sessions {
   private readonly cacheTtlMs: number;
   private readonly cacheMaxEntries: number;
   private cacheState: 'off' | 'starting' | 'on' = 'off';
+  /**
+   * Counts invalidations. A validation that was in flight while one happened does not cache its
+   * result: it may have read the session just before it ended.
+   */
+  private cacheGeneration = 0;
   private cacheRetryAtMs = 0;
   /** Keeps the ended-events subscription alive for the cache; deliver() does the invalidation. */
   private readonly cacheListener = (): void => undefined;
@@ -310,7 +315,7 @@ export class Sessions {
     }
     this.audit('session.created', input.userId, ref);
     for (const tokenHash of evicted) {
-      this.cache.delete(uid + tokenHash);
+      this.uncache(uid + tokenHash);
       this.audit('session.evicted', input.userId, { uid, tokenHash });
     }
     await this.discard(uid, evicted);
@@ -338,6 +343,7 @@ export class Sessions {
     }
     const buffered = this.buffered.get(key);
     const pending = (buffered?.pending ?? 0) + 1;
+    const generation = this.cacheGeneration;
     let result;
     try {
       result = await this.storeCall(() =>
@@ -374,8 +380,19 @@ export class Sessions {
       if (this.buffered.size >= MAX_BUFFERED) void this.flush();
     }
     const session = this.present(ref, stored, payload);
-    this.toCache(key, ref, session, result.session, result.nowMs);
+    if (generation === this.cacheGeneration) this.toCache(key, ref, session, result.session, result.nowMs);
     return { session, reason: null };
+  }
+
+  /** Forgets a session that ended (or may have). */
+  private uncache(handle: string): void {
+    this.cacheGeneration++;
+    this.cache.delete(handle);
+  }
+
+  private uncacheAll(): void {
+    this.cacheGeneration++;
+    this.cache.clear();
   }
 
   /** A cached session still within every bound, with this request counted; else null. */
@@ -470,7 +487,7 @@ export class Sessions {
     if (!ref) return false;
     if (options.userId !== undefined && this.userPseudonym(options.userId) !== ref.uid) return false;
     this.buffered.delete(handle);
-    this.cache.delete(handle);
+    this.uncache(handle);
     let ended = false;
     let session: StoredSession | null = null;
     try {
@@ -519,7 +536,7 @@ export class Sessions {
     const newToken = ref.uid + randomBytes(SECRET_BYTES).toString('base64url');
     const newRef = { uid: ref.uid, tokenHash: tokenHashOf(newToken) };
     this.buffered.delete(handleOf(ref));
-    this.cache.delete(handleOf(ref));
+    this.uncache(handleOf(ref));
     const rotated = await this.storeCall(() =>
       this.store.sessionRotate(ref, newRef.tokenHash, this.seal(newRef, payload), this.limits.reasonTtlMs),
     );
@@ -558,7 +575,7 @@ export class Sessions {
   async close(): Promise<void> {
     clearInterval(this.flushTimer);
     this.endedListeners.clear();
-    this.cache.clear();
+    this.uncacheAll();
     this.cacheState = 'off';
     this.cacheRetryAtMs = Number.POSITIVE_INFINITY;
     await Promise.allSettled([this.flush(), this.stopListening()]);
@@ -600,7 +617,7 @@ export class Sessions {
     if (!Array.isArray(handles) || !knownReason) return;
     for (const handle of handles) {
       if (typeof handle !== 'string' || refFromHandle(handle) === null) continue;
-      this.cache.delete(handle);
+      this.uncache(handle);
       for (const listener of this.endedListeners) {
         try {
           listener({ handle, reason: knownReason });
@@ -641,7 +658,7 @@ export class Sessions {
         if (error instanceof StoreUnavailableError) {
           this.outageSinceMs ??= Date.now();
           // Events published meanwhile may be lost: nothing cached before the outage is trusted.
-          this.cache.clear();
+          this.uncacheAll();
         }
         throw error;
       });
@@ -716,7 +733,7 @@ export class Sessions {
     }
     for (const tokenHash of ended) {
       this.buffered.delete(uid + tokenHash);
-      this.cache.delete(uid + tokenHash);
+      this.uncache(uid + tokenHash);
       this.audit('session.revoked', userId, { uid, tokenHash });
     }
     await this.discard(uid, ended);
