@@ -191,6 +191,14 @@ function handleOf(ref: SessionRef): string {
   return ref.uid + ref.tokenHash;
 }
 
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 function checkStrings(name: string, values: unknown): string[] {
   if (values === undefined) return [];
   if (!Array.isArray(values)) throw new TypeError(`${name} must be an array of strings`);
@@ -214,6 +222,8 @@ export class Sessions {
   private outageSinceMs: number | null = null;
   private reconciling: Promise<void> | undefined;
   private readonly cache = new Map<string, CachedSession>();
+  /** The last payload opened per session, with the sealed bytes it came from. */
+  private readonly opened = new Map<string, { readonly sealed: Buffer; readonly payload: Payload }>();
   private readonly cacheTtlMs: number;
   private readonly cacheMaxEntries: number;
   private cacheState: 'off' | 'starting' | 'on' = 'off';
@@ -388,6 +398,7 @@ export class Sessions {
   private uncache(handle: string): void {
     this.cacheGeneration++;
     this.cache.delete(handle);
+    this.opened.delete(handle);
   }
 
   private uncacheAll(): void {
@@ -777,9 +788,29 @@ export class Sessions {
     return this.keyRing.seal(Buffer.from(JSON.stringify(fields)), handleOf(ref));
   }
 
-  /** The payload, or null when no key of the ring opens it (a key retired too early, or tampering). */
+  /**
+   * The payload, or null when no key of the ring opens it (a key retired too early, or
+   * tampering). The last payload opened per session is kept with its sealed bytes: when the
+   * store returns the very same bytes (authenticated the first time), decrypting them again
+   * would give the same result. This saves work only; validity is still the store's answer.
+   */
   private openPayload(ref: SessionRef, stored: StoredSession): Payload | null {
-    const plaintext = this.keyRing.open(stored.payload, handleOf(ref));
+    const handle = handleOf(ref);
+    const known = this.opened.get(handle);
+    if (known?.sealed.equals(stored.payload)) return known.payload;
+    const payload = this.decryptPayload(handle, stored.payload);
+    if (payload) {
+      if (this.opened.size >= this.cacheMaxEntries && !this.opened.has(handle)) {
+        const oldest = this.opened.keys().next();
+        if (!oldest.done) this.opened.delete(oldest.value);
+      }
+      this.opened.set(handle, { sealed: Buffer.from(stored.payload), payload });
+    }
+    return payload;
+  }
+
+  private decryptPayload(handle: string, sealed: Buffer): Payload | null {
+    const plaintext = this.keyRing.open(sealed, handle);
     if (!plaintext) return null;
     const [u, o, r, i, a, m, p, d] = JSON.parse(plaintext.toString()) as [
       string,
@@ -791,7 +822,8 @@ export class Sessions {
       (string[] | null)?,
       (JsonValue | null)?,
     ];
-    return {
+    // Frozen: payloads are shared by every Session object made from them.
+    return deepFreeze({
       u,
       o: o ?? null,
       r: r ?? [],
@@ -800,7 +832,7 @@ export class Sessions {
       m: m ?? DEFAULT_AUTH_METHOD,
       p: p ?? [],
       d: d ?? null,
-    };
+    });
   }
 
   private payloadOf(session: Session): Payload {
