@@ -689,11 +689,9 @@ export class Sessions {
     ref: SessionRef,
     repository: SessionRepository,
   ): Promise<SessionValidationResult> {
-    const row = await repository.find(ref.uid, ref.tokenHash);
-    const gone = this.sqlRowGone(row);
-    if (gone || !row) return { session: null, reason: gone ? gone.reason : null };
-    const payload = this.openPayload(ref, row);
-    if (!payload) return { session: null, reason: null };
+    const live = await this.liveFromSql(ref, repository);
+    if ('refused' in live) return live.refused;
+    const { row, payload } = live;
     const now = Date.now();
     let current: StoredSession = row;
     if (now - row.lastSeenAtMs >= this.touchIntervalMs) {
@@ -708,14 +706,24 @@ export class Sessions {
     ref: SessionRef,
     repository: SessionRepository,
   ): Promise<SessionValidationResult> {
+    const live = await this.liveFromSql(ref, repository);
+    if ('refused' in live) return live.refused;
+    const restored = await this.storeCall(() => this.store.sessionRestore(ref, live.row, this.limits));
+    if (!restored) return { session: null, reason: null };
+    return { session: this.present(ref, live.row, live.payload), reason: null };
+  }
+
+  /** The SQL row of a live session and its payload, or the answer saying why there is none. */
+  private async liveFromSql(
+    ref: SessionRef,
+    repository: SessionRepository,
+  ): Promise<{ row: DurableSession; payload: Payload } | { refused: SessionValidationResult }> {
     const row = await repository.find(ref.uid, ref.tokenHash);
     const gone = this.sqlRowGone(row);
-    if (gone || !row) return { session: null, reason: gone ? gone.reason : null };
+    if (gone || !row) return { refused: { session: null, reason: gone ? gone.reason : null } };
     const payload = this.openPayload(ref, row);
-    if (!payload) return { session: null, reason: null };
-    const restored = await this.storeCall(() => this.store.sessionRestore(ref, row, this.limits));
-    if (!restored) return { session: null, reason: null };
-    return { session: this.present(ref, row, payload), reason: null };
+    if (!payload) return { refused: { session: null, reason: null } };
+    return { row, payload };
   }
 
   /** Why a SQL row is no session (ended, or past a deadline), or null when it is live. */
