@@ -5,15 +5,8 @@
 import { after, before, describe } from 'node:test';
 
 import { MemoryStore } from '../src/store/memory.js';
-import { RedisStore } from '../src/store/redis.js';
-import {
-  dumpKeys,
-  redisInspector,
-  startStandalone,
-  uniquePrefix,
-  type AdminClient,
-  type Standalone,
-} from './harness/topologies.js';
+import { startStandalone, uniquePrefix, type AdminClient, type Standalone } from './harness/topologies.js';
+import { redisSessionFixture } from './harness/fixtures.js';
 import { sessionSuite } from './sessions-suite.js';
 
 sessionSuite('memory', () => {
@@ -40,14 +33,5 @@ describe('redis standalone', () => {
     await redis.destroy();
   });
 
-  sessionSuite('redis standalone', () => {
-    const prefix = uniquePrefix();
-    return Promise.resolve({
-      store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
-      otherStore: () => new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
-      dump: () => dumpKeys([admin], prefix),
-      keysWithoutTtl: () => redisInspector([admin], prefix).keysWithoutTtl(),
-      teardown: () => Promise.resolve(),
-    });
-  });
+  sessionSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
 });

@@ -10,14 +10,13 @@ import { aclRule } from '../src/store/acl.js';
 import { RedisStore } from '../src/store/redis.js';
 import {
   ACL_APP,
-  dumpKeys,
-  redisInspector,
   startAclServer,
   uniquePrefix,
   type AdminClient,
   type Standalone,
 } from './harness/topologies.js';
 import { sessionSuite } from './sessions-suite.js';
+import { redisSessionFixture, redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis with a least-privilege ACL user', () => {
@@ -35,23 +34,9 @@ describe('redis with a least-privilege ACL user', () => {
     await redis.destroy();
   });
 
-  storeSuite('redis ACL user', () =>
-    Promise.resolve({
-      store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
-      inspector: redisInspector([admin], prefix),
-      teardown: () => Promise.resolve(),
-    }),
-  );
+  storeSuite('redis ACL user', () => redisStoreFixture(redis.connection, [admin], prefix));
 
-  sessionSuite('redis ACL user', () =>
-    Promise.resolve({
-      store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
-      otherStore: () => new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
-      dump: () => dumpKeys([admin], prefix),
-      keysWithoutTtl: () => redisInspector([admin], prefix).keysWithoutTtl(),
-      teardown: () => Promise.resolve(),
-    }),
-  );
+  sessionSuite('redis ACL user', () => redisSessionFixture(redis.connection, [admin], prefix));
 
   it('connects as the app user and the default user is off', async () => {
     const defaultUser = await admin.aclGetUser('default');

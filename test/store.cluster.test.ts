@@ -9,14 +9,13 @@ import { RedisStore } from '../src/store/redis.js';
 import { definedScripts, luaScriptNames } from '../src/store/script.js';
 import {
   adminClient,
-  dumpKeys,
-  redisInspector,
   startCluster,
   uniquePrefix,
   type AdminClient,
   type Cluster,
 } from './harness/topologies.js';
 import { sessionSuite } from './sessions-suite.js';
+import { redisSessionFixture, redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis cluster', () => {
@@ -33,25 +32,9 @@ describe('redis cluster', () => {
     await cluster.destroy();
   });
 
-  storeSuite('redis cluster', () => {
-    const prefix = uniquePrefix();
-    return Promise.resolve({
-      store: new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
-      inspector: redisInspector(admins, prefix),
-      teardown: () => Promise.resolve(),
-    });
-  });
+  storeSuite('redis cluster', () => redisStoreFixture(cluster.connection, admins));
 
-  sessionSuite('redis cluster', () => {
-    const prefix = uniquePrefix();
-    return Promise.resolve({
-      store: new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
-      otherStore: () => new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
-      dump: () => dumpKeys(admins, prefix),
-      keysWithoutTtl: () => redisInspector(admins, prefix).keysWithoutTtl(),
-      teardown: () => Promise.resolve(),
-    });
-  });
+  sessionSuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
 
   // After every suite above ran on this cluster.
   it('spreads keys over the primaries and runs every shipped script there', async () => {
@@ -119,11 +102,5 @@ describe('redis cluster with a least-privilege ACL user', () => {
   });
 
   // The ACL settings must reach every discovered node (node-redis `defaults`), or this hangs.
-  storeSuite('redis cluster, ACL user', () =>
-    Promise.resolve({
-      store: new RedisStore({ connection: cluster.connection, keyPrefix: prefix }),
-      inspector: redisInspector(admins, prefix),
-      teardown: () => Promise.resolve(),
-    }),
-  );
+  storeSuite('redis cluster, ACL user', () => redisStoreFixture(cluster.connection, admins, prefix));
 });

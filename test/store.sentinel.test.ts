@@ -8,8 +8,6 @@ import { after, before, describe, it } from 'node:test';
 import { RedisStore } from '../src/store/redis.js';
 import {
   adminClient,
-  dumpKeys,
-  redisInspector,
   startSentinelSet,
   uniquePrefix,
   waitFor,
@@ -17,6 +15,7 @@ import {
   type SentinelSet,
 } from './harness/topologies.js';
 import { sessionSuite } from './sessions-suite.js';
+import { redisSessionFixture, redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis sentinel', () => {
@@ -33,25 +32,9 @@ describe('redis sentinel', () => {
     await set.destroy();
   });
 
-  storeSuite('redis sentinel', () => {
-    const prefix = uniquePrefix();
-    return Promise.resolve({
-      store: new RedisStore({ connection: set.connection, keyPrefix: prefix }),
-      inspector: redisInspector([admin], prefix),
-      teardown: () => Promise.resolve(),
-    });
-  });
+  storeSuite('redis sentinel', () => redisStoreFixture(set.connection, [admin]));
 
-  sessionSuite('redis sentinel', () => {
-    const prefix = uniquePrefix();
-    return Promise.resolve({
-      store: new RedisStore({ connection: set.connection, keyPrefix: prefix }),
-      otherStore: () => new RedisStore({ connection: set.connection, keyPrefix: prefix }),
-      dump: () => dumpKeys([admin], prefix),
-      keysWithoutTtl: () => redisInspector([admin], prefix).keysWithoutTtl(),
-      teardown: () => Promise.resolve(),
-    });
-  });
+  sessionSuite('redis sentinel', () => redisSessionFixture(set.connection, [admin]));
 
   it('follows a failover to the promoted replica within 15 seconds', async () => {
     const store = new RedisStore({ connection: set.connection, keyPrefix: uniquePrefix() });

@@ -7,13 +7,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { StoreUnavailableError } from '../src/errors.js';
 import { RedisStore } from '../src/store/redis.js';
-import {
-  redisInspector,
-  startTlsServer,
-  uniquePrefix,
-  type AdminClient,
-  type TlsStandalone,
-} from './harness/topologies.js';
+import { startTlsServer, uniquePrefix, type AdminClient, type TlsStandalone } from './harness/topologies.js';
+import { redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';
 
 describe('redis over TLS', () => {
@@ -30,14 +25,7 @@ describe('redis over TLS', () => {
     await redis.destroy();
   });
 
-  storeSuite('redis TLS', () => {
-    const prefix = uniquePrefix();
-    return Promise.resolve({
-      store: new RedisStore({ connection: redis.connection, keyPrefix: prefix }),
-      inspector: redisInspector([admin], prefix),
-      teardown: () => Promise.resolve(),
-    });
-  });
+  storeSuite('redis TLS', () => redisStoreFixture(redis.connection, [admin]));
 
   /** A store that must never connect: every call fails fast, naming the TLS problem. */
   async function assertRefused(connection: TlsStandalone['connection'], reason: RegExp): Promise<void> {

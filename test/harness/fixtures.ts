@@ -1,0 +1,34 @@
+/** Store and sessions suite fixtures on a Redis the test already started. */
+import { RedisStore } from '../../src/store/redis.js';
+import type { RedisConnectionOptions } from '../../src/store/options.js';
+import type { SessionFixture } from '../sessions-suite.js';
+import type { StoreFixture } from '../store-suite.js';
+import { dumpKeys, redisInspector, uniquePrefix, type AdminClient } from './topologies.js';
+
+/** The store suite's fixture; `admins` are connections to every primary. */
+export function redisStoreFixture(
+  connection: RedisConnectionOptions,
+  admins: readonly AdminClient[],
+  prefix = uniquePrefix(),
+): Promise<StoreFixture> {
+  return Promise.resolve({
+    store: new RedisStore({ connection, keyPrefix: prefix }),
+    inspector: redisInspector(admins, prefix),
+    teardown: () => Promise.resolve(),
+  });
+}
+
+/** The sessions suite's fixture; `admins` are connections to every primary. */
+export function redisSessionFixture(
+  connection: RedisConnectionOptions,
+  admins: readonly AdminClient[],
+  prefix = uniquePrefix(),
+): Promise<SessionFixture> {
+  return Promise.resolve({
+    store: new RedisStore({ connection, keyPrefix: prefix }),
+    otherStore: () => new RedisStore({ connection, keyPrefix: prefix }),
+    dump: () => dumpKeys(admins, prefix),
+    keysWithoutTtl: () => redisInspector(admins, prefix).keysWithoutTtl(),
+    teardown: () => Promise.resolve(),
+  });
+}
