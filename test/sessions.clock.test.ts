@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { KeyRing } from '../src/crypto/keyring.js';
+import { StoreUnavailableError } from '../src/errors.js';
 import { Sessions } from '../src/sessions/sessions.js';
 import { MemoryStore } from '../src/store/memory.js';
 
@@ -39,6 +40,33 @@ describe('session timeouts on an injected clock', () => {
     }
     clock.now = session.absoluteExpiresAtMs;
     assert.deepEqual(await sessions.validateWithReason(token), { session: null, reason: 'expired-absolute' });
+    await sessions.close();
+  });
+
+  it('forgets expired sessions from the index without notifications, keeping why they ended', async () => {
+    const { clock, sessions } = setup();
+    const first = await sessions.create({ userId: 'u-index' });
+    await sessions.create({ userId: 'u-index' });
+    clock.now += 31 * MINUTE;
+    assert.deepEqual(await sessions.list('u-index'), []);
+    assert.deepEqual(await sessions.validateWithReason(first.token), {
+      session: null,
+      reason: 'expired-idle',
+    });
+    const next = await sessions.create({ userId: 'u-index' });
+    assert.deepEqual(
+      (await sessions.list('u-index')).map((session) => session.handle),
+      [next.session.handle],
+    );
+    await sessions.close();
+  });
+
+  it('refuses malformed tokens without asking the store, and fails loudly when the store is gone', async () => {
+    const { store, sessions } = setup();
+    const { token } = await sessions.create({ userId: 'u-closed' });
+    await store.close();
+    assert.equal(await sessions.validate('not-a-token'), null, 'no store call for a malformed token');
+    await assert.rejects(sessions.validate(token), StoreUnavailableError, 'never "valid" without the store');
     await sessions.close();
   });
 

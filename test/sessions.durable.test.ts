@@ -48,6 +48,29 @@ async function postgres(): Promise<Database> {
   };
 }
 
+describe('sessions without durable mode while Redis is down', () => {
+  it('fail with StoreUnavailableError, never "valid", even for a session this instance cached', async () => {
+    const redis = await startStandalone();
+    const store = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });
+    const sessions = new Sessions(store, KeyRing.random());
+    try {
+      await store.waitUntilReady(5000);
+      const { token } = await sessions.create({ userId: randomUUID() });
+      await waitFor('the session to be cached', async () => {
+        await sessions.validate(token);
+        return (await sessions.validate(token)) !== null;
+      });
+      await redis.server.kill();
+      await waitFor('the client to see the connection gone', () => !store.isReady());
+      await assert.rejects(sessions.validate(token), StoreUnavailableError);
+    } finally {
+      await sessions.close();
+      await store.close();
+      await redis.destroy();
+    }
+  });
+});
+
 for (const [name, open] of [
   ['PGlite', pglite],
   ['PostgreSQL', postgres],

@@ -411,7 +411,8 @@ export class Sessions {
     const entry = this.cache.get(key);
     if (!entry) return null;
     const now = Date.now();
-    if (this.cacheState !== 'on' || now >= entry.validUntilMs) {
+    // A store that is not connected answers nothing from the cache either: Redis down means 503.
+    if (this.cacheState !== 'on' || now >= entry.validUntilMs || !this.store.isReady()) {
       this.cache.delete(key);
       return null;
     }
