@@ -14,6 +14,7 @@ import {
   type AdminClient,
   type Cluster,
 } from './harness/topologies.js';
+import { securitySuite } from './security-suite.js';
 import { sessionSuite } from './sessions-suite.js';
 import { redisSessionFixture, redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';
@@ -35,6 +36,7 @@ describe('redis cluster', () => {
   storeSuite('redis cluster', () => redisStoreFixture(cluster.connection, admins));
 
   sessionSuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
+  securitySuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
 
   // After every suite above ran on this cluster.
   it('spreads keys over the primaries and runs every shipped script there', async () => {

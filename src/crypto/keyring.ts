@@ -9,13 +9,25 @@
  *   so drop it only after the absolute session timeout has passed since the new key was added;
  * - audit hashes (HMAC of session handles): with the newest key.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 
 const FORMAT_VERSION = 1;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_ID_BYTES = 4;
 const HEADER_BYTES = 1 + KEY_ID_BYTES + IV_BYTES;
+
+function macWith(key: Buffer, domain: string, data: Buffer): Buffer {
+  return createHmac('sha256', key).update(domain).update('\0').update(data).digest();
+}
 
 function subkey(secret: Buffer, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), `gatehouse ${purpose}`, 32));
@@ -29,6 +41,8 @@ interface EncryptionKey {
 export class KeyRing {
   private readonly encryptionKeys: readonly EncryptionKey[];
   private readonly identifierKey: Buffer;
+  /** Newest first, like the ring: the newest signs, every one verifies. */
+  private readonly macKeys: readonly Buffer[];
   private readonly auditKey: Buffer;
 
   constructor(secretKeys: readonly Buffer[]) {
@@ -41,6 +55,7 @@ export class KeyRing {
       // A short public fingerprint tells which key sealed a value, whatever the ring's order.
       return { id: createHash('sha256').update(key).digest().subarray(0, KEY_ID_BYTES), key };
     });
+    this.macKeys = secretKeys.map((secret) => subkey(secret, 'mac v1'));
     this.identifierKey = subkey(secretKeys[secretKeys.length - 1] ?? Buffer.alloc(0), 'identifiers v1');
     this.auditKey = subkey(secretKeys[0] ?? Buffer.alloc(0), 'audit v1');
   }
@@ -77,6 +92,27 @@ export class KeyRing {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * A MAC of `data` for `domain` (e.g. `csrf`, `nonce`) with the newest key, `bytes` long.
+   * Domains keep a MAC made for one purpose from verifying for another.
+   */
+  sign(domain: string, data: Buffer, bytes = 16): Buffer {
+    const newest = this.macKeys[0];
+    if (!newest) throw new Error('empty key ring');
+    return macWith(newest, domain, data).subarray(0, bytes);
+  }
+
+  /** True when `mac` is `sign(domain, data)` under any key of the ring; compared in constant time. */
+  verify(domain: string, data: Buffer, mac: Buffer): boolean {
+    if (mac.length < 8 || mac.length > 32) return false;
+    let valid = false;
+    for (const key of this.macKeys) {
+      // Every key is tried, so the time does not tell which one matched.
+      if (timingSafeEqual(macWith(key, domain, data).subarray(0, mac.length), mac)) valid = true;
+    }
+    return valid;
   }
 
   /** A stable pseudonym for an identifier (HMAC-SHA-256, base64url, `length` characters). */

@@ -13,6 +13,9 @@ import { KeyInvalidError } from '../errors.js';
 export const KEY_AREAS = {
   health: 1,
   sess: 1,
+  nonce: 1,
+  csrf: 1,
+  revoke: 1,
 } as const;
 
 export type KeyArea = keyof typeof KEY_AREAS;

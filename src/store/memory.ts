@@ -15,6 +15,8 @@ import {
 } from './session-keys.js';
 import {
   assertTtlMs,
+  type MarkerArea,
+  type MarkerMode,
   type ProbeResult,
   type SessionEndReason,
   type SessionLimits,
@@ -349,6 +351,37 @@ export class MemoryStore implements Store {
         listeners.delete(listener);
         return Promise.resolve();
       };
+    });
+  }
+
+  setMarker(area: MarkerArea, id: string, value: string, ttlMs: number, mode: MarkerMode): Promise<boolean> {
+    return this.operation(() => {
+      assertTtlMs(ttlMs);
+      const key = this.keys.key(area, id);
+      const current = this.get(key);
+      if (mode === 'if-new' && current !== undefined) return false;
+      if (mode === 'if-greater' && typeof current === 'string' && Number(current) >= Number(value)) {
+        this.extendTtl(key, ttlMs);
+        return false;
+      }
+      this.set(key, value, ttlMs);
+      return true;
+    });
+  }
+
+  takeMarker(area: MarkerArea, id: string): Promise<string | null> {
+    return this.operation(() => {
+      const key = this.keys.key(area, id);
+      const value = this.get(key);
+      this.entries.delete(key);
+      return typeof value === 'string' ? value : null;
+    });
+  }
+
+  getMarker(area: MarkerArea, id: string): Promise<string | null> {
+    return this.operation(() => {
+      const value = this.get(this.keys.key(area, id));
+      return typeof value === 'string' ? value : null;
     });
   }
 

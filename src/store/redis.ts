@@ -25,6 +25,8 @@ import { decodeSessionValue, encodeSessionValue, sessionKey, sessionKeys, userKe
 import {
   assertTtlMs,
   SESSION_END_REASONS,
+  type MarkerArea,
+  type MarkerMode,
   type SessionEndReason,
   type SessionLimits,
   type SessionRef,
@@ -400,6 +402,9 @@ const REVOKE_USER_SESSIONS = defineScript('revokeUserSessions', 3);
 const LIST_SESSIONS = defineScript('listSessions', 3);
 const ROTATE_SESSION = defineScript('rotateSession', 5);
 const RESTORE_SESSION = defineScript('restoreSession', 4);
+const SET_MARKER = defineScript('setMarker', 1);
+const TAKE_MARKER = defineScript('takeMarker', 1);
+const GET_MARKER = defineScript('getMarker', 1);
 
 function asBuffer(script: LuaScript, value: unknown): Buffer {
   if (!Buffer.isBuffer(value)) throw unexpectedReply(script, value);
@@ -674,6 +679,28 @@ export class RedisStore implements Store {
     };
   }
 
+  async setMarker(
+    area: MarkerArea,
+    id: string,
+    value: string,
+    ttlMs: number,
+    mode: MarkerMode,
+  ): Promise<boolean> {
+    assertTtlMs(ttlMs);
+    const reply = await this.runScript(SET_MARKER, [this.keys.key(area, id)], [value, String(ttlMs), mode]);
+    return reply === 1;
+  }
+
+  async takeMarker(area: MarkerArea, id: string): Promise<string | null> {
+    const reply = await this.runScript(TAKE_MARKER, [this.keys.key(area, id)], []);
+    return typeof reply === 'string' && reply !== '' ? reply : null;
+  }
+
+  async getMarker(area: MarkerArea, id: string): Promise<string | null> {
+    const reply = await this.runScript(GET_MARKER, [this.keys.key(area, id)], []);
+    return typeof reply === 'string' && reply !== '' ? reply : null;
+  }
+
   async health(): Promise<StoreHealth> {
     let nodes: StoreNodeHealth[];
     try {
@@ -850,10 +877,18 @@ export class RedisStore implements Store {
   private startConnecting(attempt: number): void {
     this.driver.connect().then(
       () => {
+        // Closed while connecting: what the connection attempt opened must not outlive the store.
+        if (this.closed) {
+          void this.driver.destroy();
+          return;
+        }
         this.onConnectionReady();
       },
       (error: unknown) => {
-        if (this.closed) return;
+        if (this.closed) {
+          void this.driver.destroy();
+          return;
+        }
         this.onConnectionError(error);
         const delay = reconnectDelayMs(attempt, this.reconnectMaxDelayMs);
         this.retryTimer = setTimeout(() => {

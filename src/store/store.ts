@@ -112,6 +112,12 @@ export type SessionValidation =
       readonly expired?: StoredSession;
     };
 
+/** Key areas of the small single-key markers (nonces, CSRF token records, revocations). */
+export type MarkerArea = 'nonce' | 'csrf' | 'revoke';
+
+/** `if-new`: only when absent (SET NX). `if-greater`: keep the larger number (never lower it). */
+export type MarkerMode = 'always' | 'if-new' | 'if-greater';
+
 export interface Store {
   readonly mode: StoreMode;
   readonly keys: KeySpace;
@@ -197,6 +203,19 @@ export interface Store {
    * returns the function that ends it. A subscription survives reconnects (and failovers).
    */
   subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+
+  /**
+   * Stores a small value under `<prefix>:<area>.v1:<id>` with its TTL, in one step; `id` must be a
+   * hash, never a raw token. True when written (false when `mode` kept the existing value; with
+   * `if-greater` the TTL is still extended).
+   */
+  setMarker(area: MarkerArea, id: string, value: string, ttlMs: number, mode: MarkerMode): Promise<boolean>;
+
+  /** Reads and deletes a marker in one step: of concurrent callers, exactly one gets the value. */
+  takeMarker(area: MarkerArea, id: string): Promise<string | null>;
+
+  /** Reads a marker, or null. */
+  getMarker(area: MarkerArea, id: string): Promise<string | null>;
 
   /** PING latency and server facts per primary; never throws. */
   health(): Promise<StoreHealth>;

@@ -1,9 +1,23 @@
 /** Store and sessions suite fixtures on a Redis the test already started. */
+import { MemoryStore } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis.js';
 import type { RedisConnectionOptions } from '../../src/store/options.js';
 import type { SessionFixture } from '../sessions-suite.js';
 import type { StoreFixture } from '../store-suite.js';
 import { dumpKeys, redisInspector, uniquePrefix, type AdminClient } from './topologies.js';
+
+/** The sessions (and security) suites' fixture on a fresh memory store. */
+export function memorySessionFixture(): Promise<SessionFixture> {
+  const store = new MemoryStore({ keyPrefix: uniquePrefix() });
+  return Promise.resolve({
+    store,
+    otherStore: () => store,
+    dump: () => Promise.resolve(store.snapshotValues()),
+    keysWithoutTtl: () =>
+      Promise.resolve([...store.snapshotTtls()].filter(([, ttl]) => !(ttl > 0)).map(([key]) => key)),
+    teardown: () => Promise.resolve(),
+  });
+}
 
 /** The store suite's fixture; `admins` are connections to every primary. */
 export function redisStoreFixture(

@@ -1,0 +1,206 @@
+/**
+ * CSRF protection in three layers, for cookie-authenticated requests with unsafe methods.
+ *
+ * 1. Fetch Metadata: `Sec-Fetch-Site` must be `same-origin` (or `none`, a navigation the user
+ *    started); `cross-site` is refused, `same-site` too unless allowed (a sibling subdomain is
+ *    not the service).
+ * 2. Where browsers send no Fetch Metadata: `Origin` (or else `Referer`) must be the service's own
+ *    origin or a trusted one; `Origin: null` counts as cross-origin; neither header is refused.
+ * 3. A synchronizer token per session (`X-CSRF-Token`): 128 random bits and the time it was
+ *    issued, MAC'd with the session's handle under the key ring, so it verifies with the key
+ *    alone (also while Redis is down) and dies with the session (a rotated session has a new
+ *    handle); its hash is also recorded in the store for 4 h so it can be revoked.
+ *
+ * What this stops: a page on another site making the user's browser send a state-changing
+ * request with the user's cookies (layers 1 and 2 refuse it before any token is looked at, and
+ * layer 3 needs a token the attacker cannot read), a token stolen from one session being used
+ * with another, and a token outliving its session or its 4 hours.
+ * What it does not stop: script running on the service's own origin (XSS can read the token and
+ * send same-origin requests), or attacks on safe methods (GET must not change state). Requests
+ * authenticated by an `Authorization: Bearer` header carry no ambient credentials and are exempt.
+ */
+import { randomBytes } from 'node:crypto';
+
+import type { KeyRing } from '../crypto/keyring.js';
+import { StoreUnavailableError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { toMs, type Duration } from '../util/duration.js';
+import { decodeFixed, readUint48, recordId, writeUint48 } from '../util/tokens.js';
+
+export type CsrfRefusal =
+  | 'cross-site'
+  | 'same-site'
+  | 'null-origin'
+  | 'foreign-origin'
+  | 'missing-origin'
+  | 'missing-token'
+  | 'malformed-token'
+  | 'invalid-token'
+  | 'expired-token'
+  | 'revoked-token';
+
+export type CsrfResult =
+  | { readonly ok: true; readonly exempt?: 'safe-method' | 'bearer' }
+  | { readonly ok: false; readonly reason: CsrfRefusal };
+
+/** What the check needs from an HTTP request (header values as received, or absent). */
+export interface CsrfRequest {
+  readonly method: string;
+  readonly secFetchSite?: string | null | undefined;
+  readonly origin?: string | null | undefined;
+  readonly referer?: string | null | undefined;
+  readonly authorization?: string | null | undefined;
+}
+
+export interface CsrfAuditEvent {
+  readonly type: 'csrf.refused';
+  readonly reason: CsrfRefusal;
+}
+
+export interface CsrfOptions {
+  /** The service's own origin, e.g. `https://forms.example.com`. */
+  readonly ownOrigin: string;
+  /** Other origins allowed to send unsafe requests. */
+  readonly trustedOrigins?: readonly string[];
+  /** Accept `Sec-Fetch-Site: same-site` (sibling subdomains). Default false. */
+  readonly allowSameSite?: boolean;
+  /** Token lifetime. Default 4h. */
+  readonly ttl?: Duration;
+  readonly audit?: (event: CsrfAuditEvent) => void;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+const VERSION = 1;
+const RANDOM_BYTES = 16;
+const MAC_BYTES = 16;
+const BODY_BYTES = 1 + 6 + RANDOM_BYTES;
+export const CSRF_TOKEN_LENGTH = Math.ceil(((BODY_BYTES + MAC_BYTES) * 4) / 3);
+
+function originOf(text: string): string | null {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+function macData(sessionHandle: string, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(sessionHandle), Buffer.from([0]), body]);
+}
+
+export class Csrf {
+  private readonly allowedOrigins: ReadonlySet<string>;
+  private readonly ttlMs: number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly keyRing: KeyRing,
+    private readonly options: CsrfOptions,
+  ) {
+    const origins = [options.ownOrigin, ...(options.trustedOrigins ?? [])].map((text) => {
+      const origin = originOf(text);
+      if (origin === null || origin !== text.replace(/\/$/, '')) {
+        throw new TypeError(`not an origin (scheme://host[:port]): ${text}`);
+      }
+      return origin;
+    });
+    this.allowedOrigins = new Set(origins);
+    this.ttlMs = toMs('csrf.ttl', options.ttl ?? '4h');
+  }
+
+  /**
+   * Layers 1 and 2: where the request comes from. Safe methods and bearer-authenticated
+   * requests are exempt. A refusal here stands whatever token the request carries.
+   */
+  checkRequest(request: CsrfRequest): CsrfResult {
+    if (SAFE_METHODS.has(request.method.toUpperCase())) return { ok: true, exempt: 'safe-method' };
+    if (request.authorization && /^bearer\s+\S/i.test(request.authorization))
+      return { ok: true, exempt: 'bearer' };
+    const site = request.secFetchSite?.trim().toLowerCase();
+    if (site) {
+      if (site === 'same-origin' || site === 'none') return { ok: true };
+      if (site === 'same-site' && this.options.allowSameSite === true) return { ok: true };
+      return this.refuse(site === 'same-site' ? 'same-site' : 'cross-site');
+    }
+    const origin = request.origin?.trim();
+    if (origin) {
+      if (origin === 'null') return this.refuse('null-origin');
+      return this.allowedOrigins.has(originOf(origin) ?? '') ? { ok: true } : this.refuse('foreign-origin');
+    }
+    const referer = request.referer?.trim();
+    if (referer)
+      return this.allowedOrigins.has(originOf(referer) ?? '') ? { ok: true } : this.refuse('foreign-origin');
+    return this.refuse('missing-origin');
+  }
+
+  /**
+   * Issues a token for the session (identified by its handle). Earlier tokens stay valid until
+   * they expire. The record in the store is what `revoke` removes; if the store is down the
+   * token is still issued (the MAC alone lets it verify) and simply cannot be revoked.
+   */
+  async issue(session: { readonly handle: string }): Promise<string> {
+    const body = Buffer.alloc(BODY_BYTES);
+    body[0] = VERSION;
+    writeUint48(body, Date.now(), 1);
+    randomBytes(RANDOM_BYTES).copy(body, 7);
+    const token = Buffer.concat([
+      body,
+      this.keyRing.sign('csrf', macData(session.handle, body), MAC_BYTES),
+    ]).toString('base64url');
+    try {
+      await this.store.setMarker('csrf', recordId(token), '1', this.ttlMs, 'if-new');
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+    }
+    return token;
+  }
+
+  /**
+   * Layer 3: the token must be this session's (MAC with its handle, compared in constant time),
+   * younger than the TTL, and still recorded in the store. While the store is down, the MAC and
+   * the age decide alone; a token whose record is gone (revoked, or lost with the store's data)
+   * is refused.
+   */
+  async verifyToken(session: { readonly handle: string }, token: unknown): Promise<CsrfResult> {
+    if (token === undefined || token === null || token === '') return this.refuse('missing-token');
+    const bytes = decodeFixed(token, CSRF_TOKEN_LENGTH);
+    if (!bytes || bytes.length !== BODY_BYTES + MAC_BYTES || bytes[0] !== VERSION) {
+      return this.refuse('malformed-token');
+    }
+    const body = bytes.subarray(0, BODY_BYTES);
+    if (!this.keyRing.verify('csrf', macData(session.handle, body), bytes.subarray(BODY_BYTES))) {
+      return this.refuse('invalid-token');
+    }
+    const ageMs = Date.now() - readUint48(body, 1);
+    if (ageMs < -60_000 || ageMs >= this.ttlMs) return this.refuse('expired-token');
+    try {
+      const record = await this.store.getMarker('csrf', recordId(token as string));
+      if (record === null) return this.refuse('revoked-token');
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+    }
+    return { ok: true };
+  }
+
+  /** All three layers for one request: origin first, then the token. */
+  async verify(
+    session: { readonly handle: string },
+    token: unknown,
+    request: CsrfRequest,
+  ): Promise<CsrfResult> {
+    const origin = this.checkRequest(request);
+    if (!origin.ok || origin.exempt !== undefined) return origin;
+    return this.verifyToken(session, token);
+  }
+
+  /** Revokes one token before its time. */
+  async revoke(token: string): Promise<void> {
+    await this.store.takeMarker('csrf', recordId(token));
+  }
+
+  private refuse(reason: CsrfRefusal): CsrfResult {
+    this.options.audit?.({ type: 'csrf.refused', reason });
+    return { ok: false, reason };
+  }
+}
