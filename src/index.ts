@@ -18,6 +18,31 @@ export { describeStore, loadConfig, type Config, type LogLevel, type StoreConfig
 export { parseRateLimitPolicy, type RateLimitPolicy } from './rate-limit/policy.js';
 export { KeyRing } from './crypto/keyring.js';
 export {
+  CSRF_TOKEN_LENGTH,
+  Csrf,
+  type CsrfAuditEvent,
+  type CsrfOptions,
+  type CsrfRefusal,
+  type CsrfRequest,
+  type CsrfResult,
+} from './csrf/csrf.js';
+export {
+  Idempotency,
+  MAX_IDEMPOTENT_BODY_BYTES,
+  type IdempotencyOptions,
+  type IdempotencyOutcome,
+  type StoredResponse,
+} from './idempotency/idempotency.js';
+export {
+  NONCE_LENGTH,
+  Nonces,
+  type NonceAuditEvent,
+  type NonceRefusal,
+  type NonceResult,
+  type NoncesOptions,
+} from './nonces/nonces.js';
+export { Revocations, type RevocationAuditEvent, type RevocationsOptions } from './revocation/revocation.js';
+export {
   SESSION_TABLE_SQL,
   SqlSessionRepository,
   type DurableSession,

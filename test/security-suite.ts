@@ -1,6 +1,6 @@
 /**
- * CSRF, nonces and the revocation list, run against the memory store, standalone Redis and
- * Cluster. Every raw token, nonce and identifier the suite makes is collected, and the keyspace
+ * CSRF, nonces, idempotency keys and the revocation list, run against the memory store,
+ * standalone Redis and Cluster. Every raw token, nonce and identifier the suite makes is collected, and the keyspace
  * is scanned at the end for any of them.
  */
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KeyRing } from '../src/crypto/keyring.js';
 import { Csrf, type CsrfAuditEvent, type CsrfOptions } from '../src/csrf/csrf.js';
 import { StoreUnavailableError } from '../src/errors.js';
+import { Idempotency } from '../src/idempotency/idempotency.js';
 import { Nonces } from '../src/nonces/nonces.js';
 import { Revocations } from '../src/revocation/revocation.js';
 import { Sessions } from '../src/sessions/sessions.js';
@@ -236,6 +237,57 @@ export function securitySuite(name: string, setup: () => Promise<SessionFixture>
         await assert.rejects(offline.consume('form:down', fresh.nonce), StoreUnavailableError);
         await assert.rejects(offline.issue('form:down'), StoreUnavailableError);
         assert.deepEqual(await nonces.consume('form:down', fresh.nonce), { ok: true }, 'still unspent');
+      });
+    });
+
+    describe('idempotency keys', () => {
+      it('runs the first request, replays its response for the same body, refuses another body', async () => {
+        const idem = new Idempotency(store, keyRing);
+        const key = randomUUID();
+        const scope = `user:${randomUUID()}:POST /forms`;
+        const body = JSON.stringify({ answers: { name: 'Jane Roe', dob: '1970-01-01' } });
+        secrets.push(key, 'Jane Roe', '1970-01-01');
+        assert.deepEqual(await idem.begin(scope, key, body), { state: 'started' });
+        assert.deepEqual(
+          await idem.begin(scope, key, body),
+          { state: 'in-progress' },
+          'repeat while running',
+        );
+        assert.deepEqual(await idem.begin(scope, key, '{"other":1}'), { state: 'mismatch' });
+        const response = {
+          status: 201,
+          headers: { 'content-type': 'application/json' },
+          body: Buffer.from(body),
+        };
+        assert.equal(await idem.complete(scope, key, body, response), true);
+        assert.deepEqual(await idem.begin(scope, key, body), { state: 'replay', response });
+        assert.deepEqual(await idem.begin(scope, key, '{"other":1}'), { state: 'mismatch' });
+        assert.deepEqual(await idem.begin(`${scope}x`, key, body), { state: 'started' }, 'keys are scoped');
+      });
+
+      it('lets a retry run again after the first request abandoned, or its claim expired', async () => {
+        const idem = new Idempotency(store, keyRing, { inFlightTtl: '150ms' });
+        const key = randomUUID();
+        secrets.push(key);
+        assert.deepEqual(await idem.begin('s', key, 'body'), { state: 'started' });
+        assert.equal(await idem.abandon('s', key, 'other body'), false, 'only the claiming body releases');
+        assert.equal(await idem.abandon('s', key, 'body'), true);
+        assert.deepEqual(await idem.begin('s', key, 'body'), { state: 'started' });
+        await sleep(200);
+        assert.equal(
+          await idem.complete('s', key, 'body', { status: 200, headers: {}, body: Buffer.alloc(0) }),
+          false,
+        );
+        assert.deepEqual(await idem.begin('s', key, 'body'), { state: 'started' });
+      });
+
+      it('lets exactly one of 20 concurrent requests with one key run', async () => {
+        const idem = new Idempotency(store, keyRing);
+        const key = randomUUID();
+        secrets.push(key);
+        const outcomes = await Promise.all(Array.from({ length: 20 }, () => idem.begin('s', key, 'same')));
+        assert.equal(outcomes.filter((outcome) => outcome.state === 'started').length, 1);
+        assert.equal(outcomes.filter((outcome) => outcome.state === 'in-progress').length, 19);
       });
     });
 

@@ -15,6 +15,7 @@ import {
   type AdminClient,
   type Standalone,
 } from './harness/topologies.js';
+import { securitySuite } from './security-suite.js';
 import { sessionSuite } from './sessions-suite.js';
 import { redisSessionFixture, redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';
@@ -37,6 +38,7 @@ describe('redis with a least-privilege ACL user', () => {
   storeSuite('redis ACL user', () => redisStoreFixture(redis.connection, [admin], prefix));
 
   sessionSuite('redis ACL user', () => redisSessionFixture(redis.connection, [admin], prefix));
+  securitySuite('redis ACL user', () => redisSessionFixture(redis.connection, [admin], prefix));
 
   it('connects as the app user and the default user is off', async () => {
     const defaultUser = await admin.aclGetUser('default');

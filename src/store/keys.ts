@@ -16,6 +16,7 @@ export const KEY_AREAS = {
   nonce: 1,
   csrf: 1,
   revoke: 1,
+  idem: 1,
 } as const;
 
 export type KeyArea = keyof typeof KEY_AREAS;

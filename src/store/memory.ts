@@ -15,6 +15,7 @@ import {
 } from './session-keys.js';
 import {
   assertTtlMs,
+  type IdempotencyBegin,
   type MarkerArea,
   type MarkerMode,
   type ProbeResult,
@@ -382,6 +383,40 @@ export class MemoryStore implements Store {
     return this.operation(() => {
       const value = this.get(this.keys.key(area, id));
       return typeof value === 'string' ? value : null;
+    });
+  }
+
+  idempotencyBegin(id: string, bodyMac: string, inFlightTtlMs: number): Promise<IdempotencyBegin> {
+    return this.operation((): IdempotencyBegin => {
+      const key = this.keys.key('idem', id);
+      const value = this.get(key);
+      if (!Buffer.isBuffer(value)) {
+        this.set(key, Buffer.from(`r${bodyMac}`), inFlightTtlMs);
+        return { state: 'started' };
+      }
+      if (value.subarray(1, 23).toString() !== bodyMac) return { state: 'mismatch' };
+      if (value[0] === 0x72) return { state: 'in-progress' };
+      return { state: 'replay', response: Buffer.from(value.subarray(23)) };
+    });
+  }
+
+  idempotencyComplete(id: string, bodyMac: string, response: Buffer, ttlMs: number): Promise<boolean> {
+    return this.operation(() => {
+      const key = this.keys.key('idem', id);
+      const value = this.get(key);
+      if (!Buffer.isBuffer(value) || value.toString('latin1') !== `r${bodyMac}`) return false;
+      this.set(key, Buffer.concat([Buffer.from(`d${bodyMac}`), response]), ttlMs);
+      return true;
+    });
+  }
+
+  idempotencyAbandon(id: string, bodyMac: string): Promise<boolean> {
+    return this.operation(() => {
+      const key = this.keys.key('idem', id);
+      const value = this.get(key);
+      if (!Buffer.isBuffer(value) || value.toString('latin1') !== `r${bodyMac}`) return false;
+      this.entries.delete(key);
+      return true;
     });
   }
 

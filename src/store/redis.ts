@@ -25,6 +25,7 @@ import { decodeSessionValue, encodeSessionValue, sessionKey, sessionKeys, userKe
 import {
   assertTtlMs,
   SESSION_END_REASONS,
+  type IdempotencyBegin,
   type MarkerArea,
   type MarkerMode,
   type SessionEndReason,
@@ -405,6 +406,9 @@ const RESTORE_SESSION = defineScript('restoreSession', 4);
 const SET_MARKER = defineScript('setMarker', 1);
 const TAKE_MARKER = defineScript('takeMarker', 1);
 const GET_MARKER = defineScript('getMarker', 1);
+const BEGIN_IDEMPOTENT = defineScript('beginIdempotent', 1);
+const COMPLETE_IDEMPOTENT = defineScript('completeIdempotent', 1);
+const ABANDON_IDEMPOTENT = defineScript('abandonIdempotent', 1);
 
 function asBuffer(script: LuaScript, value: unknown): Buffer {
   if (!Buffer.isBuffer(value)) throw unexpectedReply(script, value);
@@ -699,6 +703,37 @@ export class RedisStore implements Store {
   async getMarker(area: MarkerArea, id: string): Promise<string | null> {
     const reply = await this.runScript(GET_MARKER, [this.keys.key(area, id)], []);
     return typeof reply === 'string' && reply !== '' ? reply : null;
+  }
+
+  async idempotencyBegin(id: string, bodyMac: string, inFlightTtlMs: number): Promise<IdempotencyBegin> {
+    assertTtlMs(inFlightTtlMs);
+    const reply = await this.runScript(
+      BEGIN_IDEMPOTENT,
+      [this.keys.key('idem', id)],
+      [bodyMac, String(inFlightTtlMs)],
+      true,
+    );
+    if (!Array.isArray(reply)) throw unexpectedReply(BEGIN_IDEMPOTENT, reply);
+    const [state, response] = reply as unknown[];
+    const name = Buffer.isBuffer(state) ? state.toString() : String(state);
+    if (name === 'replay') return { state: 'replay', response: asBuffer(BEGIN_IDEMPOTENT, response) };
+    if (name === 'started' || name === 'in-progress' || name === 'mismatch') return { state: name };
+    throw unexpectedReply(BEGIN_IDEMPOTENT, reply);
+  }
+
+  async idempotencyComplete(id: string, bodyMac: string, response: Buffer, ttlMs: number): Promise<boolean> {
+    assertTtlMs(ttlMs);
+    const reply = await this.runScript(
+      COMPLETE_IDEMPOTENT,
+      [this.keys.key('idem', id)],
+      [bodyMac, response, String(ttlMs)],
+    );
+    return reply === 1;
+  }
+
+  async idempotencyAbandon(id: string, bodyMac: string): Promise<boolean> {
+    const reply = await this.runScript(ABANDON_IDEMPOTENT, [this.keys.key('idem', id)], [bodyMac]);
+    return reply === 1;
   }
 
   async health(): Promise<StoreHealth> {

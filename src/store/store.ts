@@ -118,6 +118,10 @@ export type MarkerArea = 'nonce' | 'csrf' | 'revoke';
 /** `if-new`: only when absent (SET NX). `if-greater`: keep the larger number (never lower it). */
 export type MarkerMode = 'always' | 'if-new' | 'if-greater';
 
+export type IdempotencyBegin =
+  | { readonly state: 'started' | 'in-progress' | 'mismatch' }
+  | { readonly state: 'replay'; readonly response: Buffer };
+
 export interface Store {
   readonly mode: StoreMode;
   readonly keys: KeySpace;
@@ -216,6 +220,18 @@ export interface Store {
 
   /** Reads a marker, or null. */
   getMarker(area: MarkerArea, id: string): Promise<string | null>;
+
+  /**
+   * Claims an idempotency record (`id` is a MAC of scope and key) for a body (`bodyMac`, 22
+   * characters), or reports the first request's fate: running, a different body, or its response.
+   */
+  idempotencyBegin(id: string, bodyMac: string, inFlightTtlMs: number): Promise<IdempotencyBegin>;
+
+  /** Stores the response of the claiming request; false when the claim is gone. */
+  idempotencyComplete(id: string, bodyMac: string, response: Buffer, ttlMs: number): Promise<boolean>;
+
+  /** Releases a running claim whose request failed; false when there was none. */
+  idempotencyAbandon(id: string, bodyMac: string): Promise<boolean>;
 
   /** PING latency and server facts per primary; never throws. */
   health(): Promise<StoreHealth>;
