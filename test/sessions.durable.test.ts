@@ -11,7 +11,9 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
 import { KeyRing } from '../src/crypto/keyring.js';
+import { Csrf } from '../src/csrf/csrf.js';
 import { StoreUnavailableError } from '../src/errors.js';
+import { Nonces } from '../src/nonces/nonces.js';
 import { SqlSessionRepository, type SqlQueryable } from '../src/sessions/repository.js';
 import { Sessions } from '../src/sessions/sessions.js';
 import { RedisStore } from '../src/store/redis.js';
@@ -48,11 +50,12 @@ async function postgres(): Promise<Database> {
   };
 }
 
-describe('sessions without durable mode while Redis is down', () => {
-  it('fail with StoreUnavailableError, never "valid", even for a session this instance cached', async () => {
+describe('a killed Redis without durable mode', () => {
+  it('fails sessions and nonces closed (even a session this instance cached); CSRF tokens verify by MAC', async () => {
     const redis = await startStandalone();
     const store = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });
-    const sessions = new Sessions(store, KeyRing.random());
+    const keyRing = KeyRing.random();
+    const sessions = new Sessions(store, keyRing);
     try {
       await store.waitUntilReady(5000);
       const { token } = await sessions.create({ userId: randomUUID() });
@@ -60,9 +63,21 @@ describe('sessions without durable mode while Redis is down', () => {
         await sessions.validate(token);
         return (await sessions.validate(token)) !== null;
       });
+      const session = await sessions.validate(token);
+      assert.ok(session);
+      const csrf = new Csrf(store, keyRing, { ownOrigin: 'https://forms.example.com' });
+      const csrfToken = await csrf.issue(session);
+      const nonces = new Nonces(store, keyRing);
+      const { nonce } = await nonces.issue('form:1');
       await redis.server.kill();
       await waitFor('the client to see the connection gone', () => !store.isReady());
       await assert.rejects(sessions.validate(token), StoreUnavailableError);
+      assert.deepEqual(
+        await csrf.verifyToken(session, csrfToken),
+        { ok: true },
+        'the CSRF MAC still decides',
+      );
+      await assert.rejects(nonces.consume('form:1', nonce), StoreUnavailableError, 'nonces fail closed');
     } finally {
       await sessions.close();
       await store.close();

@@ -112,6 +112,9 @@ export class Csrf {
   /**
    * Layers 1 and 2: where the request comes from. Safe methods and bearer-authenticated
    * requests are exempt. A refusal here stands whatever token the request carries.
+   * Stops: cross-site form posts and fetches riding the user's cookies, including from a page
+   * that somehow obtained a valid token. Does not stop: requests from the service's own origin
+   * (XSS), or clients that are not browsers (they carry no ambient cookies to abuse).
    */
   checkRequest(request: CsrfRequest): CsrfResult {
     if (SAFE_METHODS.has(request.method.toUpperCase())) return { ok: true, exempt: 'safe-method' };
@@ -138,6 +141,9 @@ export class Csrf {
    * Issues a token for the session (identified by its handle). Earlier tokens stay valid until
    * they expire. The record in the store is what `revoke` removes; if the store is down the
    * token is still issued (the MAC alone lets it verify) and simply cannot be revoked.
+   * Stops: guessing or forging tokens (128 random bits, MAC under the key ring). Does not stop:
+   * the token being read by script on the page that receives it: send it only to the session's
+   * own pages, never in a URL.
    */
   async issue(session: { readonly handle: string }): Promise<string> {
     const body = Buffer.alloc(BODY_BYTES);
@@ -161,6 +167,9 @@ export class Csrf {
    * younger than the TTL, and still recorded in the store. While the store is down, the MAC and
    * the age decide alone; a token whose record is gone (revoked, or lost with the store's data)
    * is refused.
+   * Stops: a token from another session or from before a session rotation, an expired or a
+   * revoked token, timing attacks on the comparison. Does not stop: a token used by whoever can
+   * read it in the same session (XSS); during a store outage, a revoked token until its 4 hours end.
    */
   async verifyToken(session: { readonly handle: string }, token: unknown): Promise<CsrfResult> {
     if (token === undefined || token === null || token === '') return this.refuse('missing-token');
@@ -183,7 +192,11 @@ export class Csrf {
     return { ok: true };
   }
 
-  /** All three layers for one request: origin first, then the token. */
+  /**
+   * All three layers for one request: origin first, then the token. Stops and does not stop
+   * what `checkRequest` and `verifyToken` do; the order means a cross-site request is refused
+   * even when it carries a valid token.
+   */
   async verify(
     session: { readonly handle: string },
     token: unknown,
@@ -194,7 +207,11 @@ export class Csrf {
     return this.verifyToken(session, token);
   }
 
-  /** Revokes one token before its time. */
+  /**
+   * Revokes one token before its time (e.g. a token that was logged or leaked). Stops: its use
+   * from now on, on every instance. Does not stop: its use while the store is down (the MAC still
+   * verifies), which ends when the store answers again.
+   */
   async revoke(token: string): Promise<void> {
     await this.store.takeMarker('csrf', recordId(token));
   }

@@ -73,6 +73,10 @@ export class Idempotency {
    * Claims `key` within `scope` for this request body, or reports what became of the first
    * request with it. After `started`, call `complete` with the response, or `abandon` if the
    * request failed in a way a retry may repeat.
+   * Stops: the same request running twice (retries, double clicks, concurrent duplicates on other
+   * instances), and a reused key getting another request's answer (`mismatch`). Does not stop:
+   * duplicates sent with different keys. Scope keys by user so one user cannot read another's
+   * stored response by guessing their key.
    */
   async begin(scope: string, key: string, body: string | Buffer): Promise<IdempotencyOutcome> {
     const { id, bodyMac } = this.ids(scope, key, body);
@@ -89,7 +93,10 @@ export class Idempotency {
     };
   }
 
-  /** Stores the response of the request that got `started`; false when its claim had expired. */
+  /**
+   * Stores the response of the request that got `started`, sealed (it may carry personal data);
+   * false when its claim had expired (a retry may then already be running: do not store over it).
+   */
   async complete(
     scope: string,
     key: string,
@@ -113,7 +120,11 @@ export class Idempotency {
     return this.store.idempotencyComplete(id, bodyMac, sealed, this.ttlMs);
   }
 
-  /** Releases the claim of a request that failed, so that a retry runs it again. */
+  /**
+   * Releases the claim of a request that failed before doing anything, so a retry runs it again.
+   * Only the claiming body releases a claim. Do not abandon after side effects: that would let a
+   * retry repeat them.
+   */
   async abandon(scope: string, key: string, body: string | Buffer): Promise<boolean> {
     const { id, bodyMac } = this.ids(scope, key, body);
     return this.store.idempotencyAbandon(id, bodyMac);

@@ -69,6 +69,8 @@ export class Nonces {
   /**
    * Issues a nonce good for one `consume(purpose, nonce)` within `ttl`. Fails with
    * StoreUnavailableError while the store is down (an unrecorded nonce could never be consumed).
+   * Stops: forging or guessing nonces (192 random bits and a MAC over expiry and purpose). Does
+   * not stop: anyone who can fetch the page from getting a nonce of their own (rate-limit that).
    */
   async issue(
     purpose: string,
@@ -96,6 +98,8 @@ export class Nonces {
    * store call. While the store is down this fails with StoreUnavailableError (fail closed):
    * "single use" cannot be promised without it. Note that a consume that timed out may still
    * have spent the nonce on the server.
+   * Stops: replays, concurrent double submissions across instances, a nonce of one form used for
+   * another, late use. Does not stop: the first use by whoever holds the nonce.
    */
   async consume(purpose: string, nonce: unknown): Promise<NonceResult> {
     checkPurpose(purpose);

@@ -45,7 +45,12 @@ export class Revocations {
     this.maxTokenLifetimeMs = toMs('revocations.maxTokenLifetime', options.maxTokenLifetime ?? '15m');
   }
 
-  /** Revokes one token until `expiresAtMs` (its own expiry); a token already expired needs nothing. */
+  /**
+   * Revokes one token until `expiresAtMs` (its own expiry); a token already expired needs nothing.
+   * Stops: further use of that token (sign-out, a stolen token) wherever `isRevoked` is asked.
+   * Does not stop: use by verifiers that do not ask. The entry expires with the token, so the list
+   * cannot grow without bound.
+   */
   async revoke(tokenId: string, expiresAtMs: number): Promise<void> {
     checkId('tokenId', tokenId);
     const ttlMs = Math.ceil(expiresAtMs - Date.now());
@@ -55,7 +60,10 @@ export class Revocations {
     this.options.audit?.({ type: 'token.revoked', userId: null });
   }
 
-  /** True when the token id was revoked. Fails with StoreUnavailableError while the store is down. */
+  /**
+   * True when the token id was revoked. Fails with StoreUnavailableError while the store is down:
+   * refuse the token then (fail closed), since "not revoked" cannot be known.
+   */
   async isRevoked(tokenId: string): Promise<boolean> {
     checkId('tokenId', tokenId);
     return (await this.store.getMarker('revoke', this.tokenKey(tokenId))) !== null;
@@ -64,6 +72,8 @@ export class Revocations {
   /**
    * Revokes every token of the user issued before `beforeMs` (default now). The time only moves
    * forward: an older call arriving late cannot shorten an earlier revocation.
+   * Stops: every token a user holds at once (password change, "sign out everywhere", a
+   * compromised account), without knowing their ids. Does not stop: tokens issued afterwards.
    */
   async revokeUser(userId: string, beforeMs = Date.now()): Promise<void> {
     checkId('userId', userId);
@@ -88,7 +98,10 @@ export class Revocations {
     return before !== null && issuedAtMs < Number(before);
   }
 
-  /** Both checks at once: the token's id, and its user's "revoked before" time. */
+  /**
+   * Both checks at once: the token's id, and its user's "revoked before" time. Use this for every
+   * accepted token; it stops and does not stop what the two checks do.
+   */
   async check(token: { tokenId: string; userId: string; issuedAtMs: number }): Promise<boolean> {
     const [byId, byUser] = await Promise.all([
       this.isRevoked(token.tokenId),
