@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import type { KeyRing } from '../crypto/keyring.js';
 import type { Store } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
+import { requireText } from '../util/validate.js';
 
 export interface StoredResponse {
   readonly status: number;
@@ -43,12 +44,6 @@ export interface IdempotencyOptions {
 /** Bodies (request or stored response) beyond this are refused: the service limit is 1 MiB. */
 export const MAX_IDEMPOTENT_BODY_BYTES = 1024 * 1024;
 const MAX_KEY_LENGTH = 255;
-
-function checkText(name: string, value: string): void {
-  if (typeof value !== 'string' || value === '' || value.length > MAX_KEY_LENGTH || /\p{Cc}/u.test(value)) {
-    throw new TypeError(`${name} must be 1 to ${String(MAX_KEY_LENGTH)} printable characters`);
-  }
-}
 
 function toBuffer(body: string | Buffer): Buffer {
   const buffer = typeof body === 'string' ? Buffer.from(body) : body;
@@ -131,8 +126,8 @@ export class Idempotency {
   }
 
   private ids(scope: string, key: string, body: string | Buffer): { id: string; bodyMac: string } {
-    checkText('scope', scope);
-    checkText('key', key);
+    requireText('scope', scope, MAX_KEY_LENGTH);
+    requireText('key', key, MAX_KEY_LENGTH);
     // Identifier MACs use the ring's oldest key, so prepending a key finds the same records.
     const bodyDigest = createHash('sha256').update(toBuffer(body)).digest('base64url');
     return {

@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import type { KeyRing } from '../crypto/keyring.js';
 import type { Store } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
+import { requireText } from '../util/validate.js';
 import { decodeFixed, readUint48, recordId, writeUint48 } from '../util/tokens.js';
 
 export type NonceRefusal = 'malformed' | 'invalid' | 'expired' | 'used';
@@ -49,12 +50,6 @@ function macData(purpose: string, body: Buffer): Buffer {
   return Buffer.concat([Buffer.from(purpose), Buffer.from([0]), body]);
 }
 
-function checkPurpose(purpose: string): void {
-  if (typeof purpose !== 'string' || purpose === '' || purpose.length > MAX_PURPOSE_LENGTH) {
-    throw new TypeError(`purpose must be a string of 1 to ${String(MAX_PURPOSE_LENGTH)} characters`);
-  }
-}
-
 export class Nonces {
   private readonly defaultTtlMs: number;
 
@@ -76,7 +71,7 @@ export class Nonces {
     purpose: string,
     options: { ttl?: Duration } = {},
   ): Promise<{ nonce: string; expiresAtMs: number }> {
-    checkPurpose(purpose);
+    requireText('purpose', purpose, MAX_PURPOSE_LENGTH);
     const ttlMs = options.ttl === undefined ? this.defaultTtlMs : toMs('ttl', options.ttl);
     if (ttlMs < 1) throw new RangeError('ttl must be at least 1 ms');
     const expiresAtMs = Date.now() + ttlMs;
@@ -102,7 +97,7 @@ export class Nonces {
    * another, late use. Does not stop: the first use by whoever holds the nonce.
    */
   async consume(purpose: string, nonce: unknown): Promise<NonceResult> {
-    checkPurpose(purpose);
+    requireText('purpose', purpose, MAX_PURPOSE_LENGTH);
     const bytes = decodeFixed(nonce, NONCE_LENGTH);
     if (!bytes || bytes.length !== BODY_BYTES + MAC_BYTES || bytes[0] !== VERSION) {
       return this.refuse('malformed', null);

@@ -13,6 +13,7 @@
 import type { KeyRing } from '../crypto/keyring.js';
 import type { Store } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
+import { requireText } from '../util/validate.js';
 
 export interface RevocationAuditEvent {
   readonly type: 'token.revoked' | 'user.tokens-revoked';
@@ -27,12 +28,6 @@ export interface RevocationsOptions {
 }
 
 const MAX_ID_LENGTH = 512;
-
-function checkId(name: string, value: string): void {
-  if (typeof value !== 'string' || value === '' || value.length > MAX_ID_LENGTH) {
-    throw new TypeError(`${name} must be a string of 1 to ${String(MAX_ID_LENGTH)} characters`);
-  }
-}
 
 export class Revocations {
   private readonly maxTokenLifetimeMs: number;
@@ -52,7 +47,7 @@ export class Revocations {
    * cannot grow without bound.
    */
   async revoke(tokenId: string, expiresAtMs: number): Promise<void> {
-    checkId('tokenId', tokenId);
+    requireText('tokenId', tokenId, MAX_ID_LENGTH);
     const ttlMs = Math.ceil(expiresAtMs - Date.now());
     if (!Number.isFinite(ttlMs)) throw new TypeError('expiresAtMs must be a number of milliseconds');
     if (ttlMs <= 0) return;
@@ -65,7 +60,7 @@ export class Revocations {
    * refuse the token then (fail closed), since "not revoked" cannot be known.
    */
   async isRevoked(tokenId: string): Promise<boolean> {
-    checkId('tokenId', tokenId);
+    requireText('tokenId', tokenId, MAX_ID_LENGTH);
     return (await this.store.getMarker('revoke', this.tokenKey(tokenId))) !== null;
   }
 
@@ -76,7 +71,7 @@ export class Revocations {
    * compromised account), without knowing their ids. Does not stop: tokens issued afterwards.
    */
   async revokeUser(userId: string, beforeMs = Date.now()): Promise<void> {
-    checkId('userId', userId);
+    requireText('userId', userId, MAX_ID_LENGTH);
     await this.store.setMarker(
       'revoke',
       this.userKey(userId),
@@ -93,7 +88,7 @@ export class Revocations {
    * (the safe side).
    */
   async isRevokedForUser(userId: string, issuedAtMs: number): Promise<boolean> {
-    checkId('userId', userId);
+    requireText('userId', userId, MAX_ID_LENGTH);
     const before = await this.store.getMarker('revoke', this.userKey(userId));
     return before !== null && issuedAtMs < Number(before);
   }
