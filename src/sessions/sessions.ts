@@ -285,6 +285,15 @@ export class Sessions {
     };
   }
 
+  /**
+   * True while validations may be answered from the local cache: the instance listens to
+   * ended-session events (it starts listening at its first validation). Readiness probes can
+   * report it as the state of the pub/sub subscriber.
+   */
+  get localCacheActive(): boolean {
+    return this.cacheState === 'on';
+  }
+
   /** The user's pseudonym: the hash tag of their keys and the first part of their tokens and handles. */
   userPseudonym(userId: string): string {
     return this.keyRing.identifier('user', userId, PSEUDONYM_LENGTH);
