@@ -16,6 +16,12 @@ export {
 } from './errors.js';
 export { describeStore, loadConfig, type Config, type LogLevel, type StoreConfig } from './config.js';
 export { parseRateLimitPolicy, type RateLimitPolicy } from './rate-limit/policy.js';
+export {
+  rateLimitHeaders,
+  RateLimits,
+  type RateLimitDecision,
+  type RateLimitsOptions,
+} from './rate-limit/rate-limits.js';
 export { KeyRing } from './crypto/keyring.js';
 export {
   CSRF_TOKEN_LENGTH,

@@ -7,11 +7,13 @@ import { after, before, describe } from 'node:test';
 
 import { startStandalone, type AdminClient, type Standalone } from './harness/topologies.js';
 import { memorySessionFixture, redisSessionFixture } from './harness/fixtures.js';
+import { rateLimitSuite } from './rate-limit-suite.js';
 import { securitySuite } from './security-suite.js';
 import { sessionSuite } from './sessions-suite.js';
 
 sessionSuite('memory', memorySessionFixture);
 securitySuite('memory', memorySessionFixture);
+rateLimitSuite('memory', memorySessionFixture);
 
 describe('redis standalone', () => {
   let redis: Standalone;
@@ -27,4 +29,5 @@ describe('redis standalone', () => {
 
   sessionSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
   securitySuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
+  rateLimitSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
 });

@@ -17,6 +17,7 @@ export const KEY_AREAS = {
   csrf: 1,
   revoke: 1,
   idem: 1,
+  rl: 1,
 } as const;
 
 export type KeyArea = keyof typeof KEY_AREAS;

@@ -19,6 +19,8 @@ import {
   type MarkerArea,
   type MarkerMode,
   type ProbeResult,
+  type RateLimitRule,
+  type RateLimitState,
   type SessionEndReason,
   type SessionLimits,
   type SessionRef,
@@ -417,6 +419,41 @@ export class MemoryStore implements Store {
       if (!Buffer.isBuffer(value) || value.toString('latin1') !== `r${bodyMac}`) return false;
       this.entries.delete(key);
       return true;
+    });
+  }
+
+  rateLimitCheck(
+    rules: readonly RateLimitRule[],
+  ): Promise<{ admitted: boolean; nowMs: number; states: RateLimitState[] }> {
+    return this.operation(() => {
+      const now = this.clock();
+      const keys = rules.map((rule) => this.keys.tagged('rl', 'rl', rule.id));
+      const tats = keys.map((key) => Math.max(Number(this.get(key) ?? now), now));
+      const admitted = rules.every((rule, i) => (tats[i] ?? now) - now <= rule.toleranceMs);
+      const states = rules.map((rule, i): RateLimitState => {
+        const tat = tats[i] ?? now;
+        if (!admitted) {
+          return {
+            remaining: Math.max(
+              0,
+              Math.floor((rule.toleranceMs + rule.intervalMs - (tat - now)) / rule.intervalMs),
+            ),
+            resetMs: tat - now,
+            retryAfterMs: Math.max(0, tat - rule.toleranceMs - now),
+          };
+        }
+        const newTat = tat + rule.intervalMs;
+        this.set(keys[i] ?? '', String(newTat), newTat - now);
+        return {
+          remaining: Math.max(
+            0,
+            Math.floor((rule.toleranceMs + rule.intervalMs - (newTat - now)) / rule.intervalMs),
+          ),
+          resetMs: newTat - now,
+          retryAfterMs: 0,
+        };
+      });
+      return { admitted, nowMs: now, states };
     });
   }
 

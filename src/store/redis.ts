@@ -28,6 +28,8 @@ import {
   type IdempotencyBegin,
   type MarkerArea,
   type MarkerMode,
+  type RateLimitRule,
+  type RateLimitState,
   type SessionEndReason,
   type SessionLimits,
   type SessionRef,
@@ -409,6 +411,7 @@ const GET_MARKER = defineScript('getMarker', 1);
 const BEGIN_IDEMPOTENT = defineScript('beginIdempotent', 1);
 const COMPLETE_IDEMPOTENT = defineScript('completeIdempotent', 1);
 const ABANDON_IDEMPOTENT = defineScript('abandonIdempotent', 1);
+const CHECK_RATE_LIMITS = defineScript('checkRateLimits', 'variadic');
 
 function asBuffer(script: LuaScript, value: unknown): Buffer {
   if (!Buffer.isBuffer(value)) throw unexpectedReply(script, value);
@@ -736,6 +739,28 @@ export class RedisStore implements Store {
     return reply === 1;
   }
 
+  async rateLimitCheck(
+    rules: readonly RateLimitRule[],
+  ): Promise<{ admitted: boolean; nowMs: number; states: RateLimitState[] }> {
+    const reply = await this.runScript(
+      CHECK_RATE_LIMITS,
+      rules.map((rule) => this.keys.tagged('rl', 'rl', rule.id)),
+      rules.flatMap((rule) => [String(rule.intervalMs), String(rule.toleranceMs)]),
+    );
+    if (!Array.isArray(reply) || reply.length !== 2 + 3 * rules.length)
+      throw unexpectedReply(CHECK_RATE_LIMITS, reply);
+    const numbers = (reply as unknown[]).map(Number);
+    return {
+      admitted: numbers[0] === 1,
+      nowMs: numbers[1] ?? 0,
+      states: rules.map((_, i) => ({
+        remaining: numbers[2 + 3 * i] ?? 0,
+        resetMs: numbers[3 + 3 * i] ?? 0,
+        retryAfterMs: numbers[4 + 3 * i] ?? 0,
+      })),
+    };
+  }
+
   async health(): Promise<StoreHealth> {
     let nodes: StoreNodeHealth[];
     try {
@@ -792,7 +817,7 @@ export class RedisStore implements Store {
     args: ScriptArgument[],
     binary = false,
   ): Promise<unknown> {
-    if (keys.length !== script.numberOfKeys) {
+    if (script.numberOfKeys === 'variadic' ? keys.length === 0 : keys.length !== script.numberOfKeys) {
       return Promise.reject(
         new TypeError(`${script.name} takes ${String(script.numberOfKeys)} keys, got ${String(keys.length)}`),
       );

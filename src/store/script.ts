@@ -14,7 +14,8 @@ export interface LuaScript {
   readonly name: string;
   readonly source: string;
   readonly sha1: string;
-  readonly numberOfKeys: number;
+  /** How many keys each call passes; `variadic` for scripts that take one key per item. */
+  readonly numberOfKeys: number | 'variadic';
 }
 
 /** Folder of the .lua files: src/lua beside src/store when run from source, dist/lua when built. */
@@ -23,7 +24,7 @@ export const LUA_DIR = new URL('../lua/', import.meta.url);
 const defined = new Map<string, LuaScript>();
 
 /** Loads `<name>.lua`; `numberOfKeys` is checked against every call so a key can never slip into ARGV. */
-export function defineScript(name: string, numberOfKeys: number): LuaScript {
+export function defineScript(name: string, numberOfKeys: number | 'variadic'): LuaScript {
   const existing = defined.get(name);
   if (existing) return existing;
   const source = readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8');

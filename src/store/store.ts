@@ -122,6 +122,25 @@ export type IdempotencyBegin =
   | { readonly state: 'started' | 'in-progress' | 'mismatch' }
   | { readonly state: 'replay'; readonly response: Buffer };
 
+/** One GCRA bucket to check: its key id, and the policy in GCRA terms (integer ms). */
+export interface RateLimitRule {
+  /** `<policy>:<subject HMAC>`; all rate-limit keys share one hash tag so any set checks atomically. */
+  readonly id: string;
+  /** period / limit. */
+  readonly intervalMs: number;
+  /** (limit + burst - 1) * interval. */
+  readonly toleranceMs: number;
+}
+
+export interface RateLimitState {
+  /** Requests that may still come at once. */
+  readonly remaining: number;
+  /** Until the bucket is full again. */
+  readonly resetMs: number;
+  /** Until this bucket admits a request (0 when it does now). */
+  readonly retryAfterMs: number;
+}
+
 export interface Store {
   readonly mode: StoreMode;
   readonly keys: KeySpace;
@@ -232,6 +251,16 @@ export interface Store {
 
   /** Releases a running claim whose request failed; false when there was none. */
   idempotencyAbandon(id: string, bodyMac: string): Promise<boolean>;
+
+  /**
+   * GCRA over every rule at once on the store's clock: when all admit, all are charged; when one
+   * refuses, none is. States come in the order of the rules.
+   */
+  rateLimitCheck(rules: readonly RateLimitRule[]): Promise<{
+    readonly admitted: boolean;
+    readonly nowMs: number;
+    readonly states: readonly RateLimitState[];
+  }>;
 
   /** PING latency and server facts per primary; never throws. */
   health(): Promise<StoreHealth>;

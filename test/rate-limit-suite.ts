@@ -1,0 +1,132 @@
+/**
+ * Rate limits on the memory store, standalone Redis and Cluster: exact GCRA behaviour, all or
+ * nothing across policies, one limit shared by instances, subjects never in clear.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { KeyRing } from '../src/crypto/keyring.js';
+import { RateLimits } from '../src/rate-limit/rate-limits.js';
+import type { Store } from '../src/store/store.js';
+import type { SessionFixture } from './sessions-suite.js';
+
+export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture>): void {
+  describe(`rate limits: ${name}`, () => {
+    let fixture: SessionFixture;
+    let store: Store;
+    const keyRing = KeyRing.random();
+    const subjects: string[] = [];
+    const others: Store[] = [];
+
+    function subject(label: string): string {
+      const value = `${label}-${String(Math.random()).slice(2)}@example.com`;
+      subjects.push(value);
+      return value;
+    }
+
+    before(async () => {
+      fixture = await setup();
+      store = fixture.store;
+      await store.waitUntilReady(5000);
+    });
+
+    after(async () => {
+      const dump = [...(await fixture.dump())].map(([key, value]) => `${key} ${value}`).join('\n');
+      for (const value of subjects) assert.ok(!dump.includes(value), `${value} is not in the store`);
+      assert.deepEqual(await fixture.keysWithoutTtl(), []);
+      for (const other of others) if (other !== store) await other.close();
+      await store.close();
+      await fixture.teardown();
+    });
+
+    it('5/1m+2 admits 7 at once, refuses the 8th with the time until the next, with headers', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { auth: '5/1m+2' } });
+      const ip = subject('ip');
+      const remaining: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const decision = await limits.check({ auth: ip });
+        assert.equal(decision.allowed, true, `request ${String(i + 1)}`);
+        assert.equal(decision.limit, 7);
+        remaining.push(decision.remaining);
+      }
+      assert.deepEqual(remaining, [6, 5, 4, 3, 2, 1, 0]);
+      const refused = await limits.check({ auth: ip });
+      assert.equal(refused.allowed, false);
+      assert.equal(refused.policy, 'auth');
+      assert.ok(
+        refused.retryAfterMs > 11_000 && refused.retryAfterMs <= 12_000,
+        `retry after ${String(refused.retryAfterMs)}`,
+      );
+      assert.ok(refused.resetMs > 83_000 && refused.resetMs <= 84_000, `reset ${String(refused.resetMs)}`);
+      const headers = limits.headers(refused);
+      assert.equal(headers['X-RateLimit-Limit'], '7');
+      assert.equal(headers['X-RateLimit-Remaining'], '0');
+      assert.equal(headers['Retry-After'], '12');
+      assert.equal(headers['RateLimit-Policy'], '"auth";q=7;w=60');
+      assert.match(headers.RateLimit ?? '', /^"auth";r=0;t=8[34]$/);
+    });
+
+    it('admits again after period / limit, one at a time', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { fast: '5/500ms+2' } });
+      const user = subject('user');
+      for (let i = 0; i < 7; i++) assert.equal((await limits.check({ fast: user })).allowed, true);
+      const refused = await limits.check({ fast: user });
+      assert.equal(refused.allowed, false);
+      assert.ok(refused.retryAfterMs <= 100);
+      await sleep(refused.retryAfterMs + 15);
+      assert.equal((await limits.check({ fast: user })).allowed, true);
+      assert.equal((await limits.check({ fast: user })).allowed, false);
+    });
+
+    it('charges no policy when one of them refuses', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { strict: '1/1m', loose: '10/1m' } });
+      const user = subject('user');
+      assert.equal((await limits.check({ strict: user, loose: user })).allowed, true);
+      const refused = await limits.check({ strict: user, loose: user });
+      assert.equal(refused.allowed, false);
+      assert.equal(refused.policy, 'strict', 'the refusing policy decides');
+      const loose = await limits.check({ loose: user });
+      assert.equal(loose.remaining, 8, 'loose was charged once, not for the refused request');
+    });
+
+    it('shares one limit between instances', async () => {
+      const other = fixture.otherStore();
+      others.push(other);
+      await other.waitUntilReady(5000);
+      const a = new RateLimits(store, keyRing, { policies: { api: '2/1m+1' } });
+      const b = new RateLimits(other, keyRing, { policies: { api: '2/1m+1' } });
+      const user = subject('shared');
+      const results = [];
+      for (const limits of [a, b, a, b, a]) results.push((await limits.check({ api: user })).allowed);
+      assert.deepEqual(results, [true, true, true, false, false]);
+    });
+
+    it('takes the clock from the store, not from the process', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { auth: '5/1m+2' } });
+      const user = subject('clock');
+      const realNow = Date.now;
+      const decisions = [];
+      try {
+        for (const skewMs of [0, 5 * 60_000, -7 * 60_000, 0, 3 * 60_000, 0, 0, 0]) {
+          Date.now = () => realNow() + skewMs;
+          decisions.push(await limits.check({ auth: user }));
+        }
+      } finally {
+        Date.now = realNow;
+      }
+      assert.deepEqual(
+        decisions.map((decision) => decision.allowed),
+        [true, true, true, true, true, true, true, false],
+      );
+    });
+
+    it('refuses unknown policies and empty subjects as programming errors', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { api: '100/1m+10' } });
+      await assert.rejects(limits.check({ nope: 'x' }), TypeError);
+      await assert.rejects(limits.check({ api: '' }), TypeError);
+      await assert.rejects(limits.check({}), TypeError);
+      assert.throws(() => new RateLimits(store, keyRing, { policies: { api: '100 per minute' } }), TypeError);
+    });
+  });
+}
