@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { KeyRing } from '../src/crypto/keyring.js';
 import { RateLimits } from '../src/rate-limit/rate-limits.js';
+import { MemoryStore } from '../src/store/memory.js';
 import type { Store } from '../src/store/store.js';
 import type { SessionFixture } from './sessions-suite.js';
 
@@ -119,6 +120,63 @@ export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture
         decisions.map((decision) => decision.allowed),
         [true, true, true, true, true, true, true, false],
       );
+    });
+
+    it('answers a refused subject from memory until its retry time, without a store call', async () => {
+      let storeCalls = 0;
+      const counting = new Proxy(store, {
+        get(target, property, receiver) {
+          const value: unknown = Reflect.get(target, property, receiver);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]): unknown => {
+            if (property === 'rateLimitCheck') storeCalls++;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      const limits = new RateLimits(counting, keyRing, { policies: { auth: '5/1m+2' } });
+      const ip = subject('blocked');
+      for (let i = 0; i < 8; i++) await limits.check({ auth: ip });
+      assert.equal(storeCalls, 8);
+      for (let i = 0; i < 20; i++) {
+        const decision = await limits.check({ auth: ip });
+        assert.equal(decision.allowed, false);
+        assert.ok(decision.retryAfterMs > 11_000);
+      }
+      assert.equal(storeCalls, 8, 'repeat refusals came from memory');
+      assert.equal((await limits.check({ auth: subject('other') })).allowed, true, 'others still asked');
+      assert.equal(storeCalls, 9);
+    });
+
+    it('while the store is down: closed policies refuse, open ones use the local limiter, marked degraded', async () => {
+      const other = fixture.otherStore();
+      const down = other === store ? new MemoryStore({ keyPrefix: store.keys.prefix }) : other;
+      await down.close();
+      const limits = new RateLimits(down, keyRing, {
+        policies: { auth: '5/1m+2', api: { policy: '4/1m', whenStoreDown: 'open' } },
+        expectedInstances: 2,
+      });
+      const user = subject('down');
+      const closed = await limits.check({ auth: user });
+      assert.deepEqual(
+        { allowed: closed.allowed, reason: closed.reason, degraded: closed.degraded },
+        { allowed: false, reason: 'store-unavailable', degraded: true },
+      );
+      assert.equal(limits.degraded, true);
+      const open = [];
+      for (let i = 0; i < 4; i++) open.push(await limits.check({ api: user }));
+      assert.deepEqual(
+        open.map((decision) => [decision.allowed, decision.degraded]),
+        [
+          [true, true],
+          [true, true],
+          [false, true],
+          [false, true],
+        ],
+        'each of 2 instances admits its half of 4',
+      );
+      const mixed = await limits.check({ api: subject('mixed'), auth: user });
+      assert.equal(mixed.reason, 'store-unavailable', 'a closed policy in the set refuses');
     });
 
     it('refuses unknown policies and empty subjects as programming errors', async () => {

@@ -3,10 +3,14 @@
  * standalone Redis (Cluster: store.cluster.test.ts, which runs every suite on one cluster and
  * then checks that every script ran there).
  */
-import { after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
 
-import { startStandalone, type AdminClient, type Standalone } from './harness/topologies.js';
+import { startStandalone, uniquePrefix, type AdminClient, type Standalone } from './harness/topologies.js';
 import { memorySessionFixture, redisSessionFixture } from './harness/fixtures.js';
+import { KeyRing } from '../src/crypto/keyring.js';
+import { RateLimits } from '../src/rate-limit/rate-limits.js';
+import { RedisStore } from '../src/store/redis.js';
 import { rateLimitSuite } from './rate-limit-suite.js';
 import { securitySuite } from './security-suite.js';
 import { sessionSuite } from './sessions-suite.js';
@@ -30,4 +34,26 @@ describe('redis standalone', () => {
   sessionSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
   securitySuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
   rateLimitSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
+
+  it('rate limits: repeat refusals send no command to Redis (INFO commandstats)', async () => {
+    const store = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });
+    try {
+      await store.waitUntilReady(5000);
+      const limits = new RateLimits(store, KeyRing.random(), { policies: { auth: '5/1m+2' } });
+      for (let i = 0; i < 8; i++) await limits.check({ auth: '198.51.100.7' });
+      const scriptCalls = async () => {
+        const stats = await admin.info('commandstats');
+        return [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce(
+          (sum, m) => sum + Number(m[1]),
+          0,
+        );
+      };
+      const before = await scriptCalls();
+      for (let i = 0; i < 50; i++)
+        assert.equal((await limits.check({ auth: '198.51.100.7' })).allowed, false);
+      assert.equal(await scriptCalls(), before, 'no script ran for the 50 repeat refusals');
+    } finally {
+      await store.close();
+    }
+  });
 });

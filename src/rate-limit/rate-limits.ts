@@ -15,11 +15,17 @@
  * What it does not stop: a distributed attack spread over many subjects below each limit.
  */
 import type { KeyRing } from '../crypto/keyring.js';
-import type { RateLimitRule, Store } from '../store/store.js';
+import { StoreUnavailableError } from '../errors.js';
+import { MemoryStore } from '../store/memory.js';
+import type { RateLimitRule, RateLimitState, Store } from '../store/store.js';
 import { parseRateLimitPolicy, POLICY_EXPECTED, type RateLimitPolicy } from './policy.js';
 
 export interface RateLimitDecision {
   readonly allowed: boolean;
+  /** Why a refusal: the limit itself, or the store being down under a `closed` policy. */
+  readonly reason: 'limited' | 'store-unavailable' | null;
+  /** True when decided by the per-process fallback limiter because the store was down. */
+  readonly degraded: boolean;
   /** The deciding policy: the refusing one with the longest wait, or the admitting one with the least room. */
   readonly policy: string;
   /** limit + burst of that policy: how many may come at once from full. */
@@ -32,9 +38,25 @@ export interface RateLimitDecision {
   readonly retryAfterMs: number;
 }
 
+/**
+ * What a policy does while the store is down, chosen per policy: `closed` refuses (reason
+ * `store-unavailable`), `open` admits through a per-process limiter sized at the policy divided
+ * by `expectedInstances` and marks the decision degraded. Nothing ever admits everything.
+ */
+export type StoreDownMode = 'open' | 'closed';
+
+export interface PolicySpec {
+  readonly policy: string | RateLimitPolicy;
+  readonly whenStoreDown: StoreDownMode;
+}
+
 export interface RateLimitsOptions {
-  /** Named policies, e.g. `{ auth: '5/1m+2', api: '100/1m+10' }`. */
-  readonly policies: Readonly<Record<string, string | RateLimitPolicy>>;
+  /** Named policies: `{ auth: '5/1m+2', api: { policy: '100/1m+10', whenStoreDown: 'open' } }`; a bare policy is `closed`. */
+  readonly policies: Readonly<Record<string, string | RateLimitPolicy | PolicySpec>>;
+  /** Instances sharing the limits, to size the per-process fallback of `open` policies. Default 1. */
+  readonly expectedInstances?: number;
+  /** Refused subjects remembered in this process until their retry time. Default 10,000. */
+  readonly blockedCacheSize?: number;
 }
 
 interface CompiledPolicy {
@@ -42,15 +64,39 @@ interface CompiledPolicy {
   readonly policy: RateLimitPolicy;
   readonly intervalMs: number;
   readonly toleranceMs: number;
+  readonly whenStoreDown: StoreDownMode;
+  /** The same policy for one of `expectedInstances` processes: each admits its share. */
+  readonly fallbackIntervalMs: number;
+  readonly fallbackToleranceMs: number;
 }
+
+interface Blocked {
+  readonly decision: RateLimitDecision;
+  readonly untilMs: number;
+}
+
+const STORE_DOWN_MODES: ReadonlySet<string> = new Set<StoreDownMode>(['open', 'closed']);
+
+/** While the store is down, a closed policy asks clients to come back after this long. */
+const STORE_DOWN_RETRY_MS = 1000;
 
 const POLICY_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 const MAX_SUBJECT_LENGTH = 512;
 
-function compile(name: string, spec: string | RateLimitPolicy): CompiledPolicy {
+function compile(
+  name: string,
+  spec: string | RateLimitPolicy | PolicySpec,
+  expectedInstances: number,
+): CompiledPolicy {
   if (!POLICY_NAME.test(name))
     throw new TypeError(`policy name "${name}" must be 1 to 32 of A-Z a-z 0-9 _ -`);
-  const policy = typeof spec === 'string' ? parseRateLimitPolicy(spec) : spec;
+  const full: PolicySpec =
+    typeof spec === 'object' && 'whenStoreDown' in spec ? spec : { policy: spec, whenStoreDown: 'closed' };
+  // Checked at run time too: callers in plain JavaScript could pass anything.
+  if (!STORE_DOWN_MODES.has(full.whenStoreDown)) {
+    throw new TypeError(`policy ${name}: whenStoreDown must be 'open' or 'closed'`);
+  }
+  const policy = typeof full.policy === 'string' ? parseRateLimitPolicy(full.policy) : full.policy;
   if (
     !policy ||
     !Number.isSafeInteger(policy.limit) ||
@@ -62,20 +108,45 @@ function compile(name: string, spec: string | RateLimitPolicy): CompiledPolicy {
   }
   // Integer milliseconds; rounding the interval up keeps the limit exact or slightly stricter.
   const intervalMs = Math.ceil(policy.periodMs / policy.limit);
-  return { name, policy, intervalMs, toleranceMs: (policy.limit + policy.burst - 1) * intervalMs };
+  const capacity = policy.limit + policy.burst;
+  const fallbackIntervalMs = intervalMs * expectedInstances;
+  const fallbackCapacity = Math.max(1, Math.floor(capacity / expectedInstances));
+  return {
+    name,
+    policy,
+    intervalMs,
+    toleranceMs: (capacity - 1) * intervalMs,
+    whenStoreDown: full.whenStoreDown,
+    fallbackIntervalMs,
+    fallbackToleranceMs: (fallbackCapacity - 1) * fallbackIntervalMs,
+  };
 }
 
 export class RateLimits {
   private readonly policies: ReadonlyMap<string, CompiledPolicy>;
+  private readonly blocked = new Map<string, Blocked>();
+  private readonly blockedCacheSize: number;
+  /** The per-process limiter behind `open` policies while the store is down. */
+  private readonly fallback = new MemoryStore({ keyPrefix: 'local' });
+  private storeDown = false;
 
   constructor(
     private readonly store: Store,
     private readonly keyRing: KeyRing,
     options: RateLimitsOptions,
   ) {
+    const instances = options.expectedInstances ?? 1;
+    if (!Number.isSafeInteger(instances) || instances < 1)
+      throw new TypeError('expectedInstances must be at least 1');
     this.policies = new Map(
-      Object.entries(options.policies).map(([name, spec]) => [name, compile(name, spec)]),
+      Object.entries(options.policies).map(([name, spec]) => [name, compile(name, spec, instances)]),
     );
+    this.blockedCacheSize = options.blockedCacheSize ?? 10_000;
+  }
+
+  /** True while the last store call failed: decisions come from the fallback or refuse. For /health. */
+  get degraded(): boolean {
+    return this.storeDown;
   }
 
   /**
@@ -102,16 +173,51 @@ export class RateLimits {
       };
       return { compiled, rule };
     });
-    const result = await this.store.rateLimitCheck(checked.map((entry) => entry.rule));
-    const decisions = checked.map(({ compiled }, i): RateLimitDecision => {
-      const state = result.states[i] ?? { remaining: 0, resetMs: 0, retryAfterMs: 0 };
+    // A subject refused a moment ago is answered from memory until its retry time: repeat
+    // offenders cost no store call (refusals charge nothing, so the answer is the same).
+    const now = Date.now();
+    for (const { rule } of checked) {
+      const blocked = this.blocked.get(rule.id);
+      if (blocked && blocked.untilMs > now)
+        return { ...blocked.decision, retryAfterMs: blocked.untilMs - now };
+      if (blocked) this.blocked.delete(rule.id);
+    }
+    const policies = checked.map((entry) => entry.compiled);
+    const rules = checked.map((entry) => entry.rule);
+    let result;
+    try {
+      result = await this.store.rateLimitCheck(rules);
+      this.storeDown = false;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      this.storeDown = true;
+      return this.whileStoreDown(policies, rules);
+    }
+    const decision = this.decide(policies, result.admitted, result.states, false);
+    if (!decision.allowed) {
+      const refusing = checked.find((entry) => entry.compiled.name === decision.policy);
+      if (refusing) this.block(refusing.rule.id, decision, now);
+    }
+    return decision;
+  }
+
+  private decide(
+    policies: readonly CompiledPolicy[],
+    admitted: boolean,
+    states: readonly RateLimitState[],
+    degraded: boolean,
+  ): RateLimitDecision {
+    const decisions = policies.map((compiled, i): RateLimitDecision => {
+      const state = states[i] ?? { remaining: 0, resetMs: 0, retryAfterMs: 0 };
       return {
-        allowed: result.admitted,
+        allowed: admitted,
+        reason: admitted ? null : 'limited',
+        degraded,
         policy: compiled.name,
         limit: compiled.policy.limit + compiled.policy.burst,
         remaining: state.remaining,
         resetMs: state.resetMs,
-        retryAfterMs: result.admitted ? 0 : state.retryAfterMs,
+        retryAfterMs: admitted ? 0 : state.retryAfterMs,
       };
     });
     const [first, ...rest] = decisions;
@@ -120,6 +226,43 @@ export class RateLimits {
       (deciding, candidate) => (moreRestrictive(candidate, deciding) ? candidate : deciding),
       first,
     );
+  }
+
+  /** Closed policies refuse; when all are open, the per-process limiter decides. */
+  private async whileStoreDown(
+    policies: readonly CompiledPolicy[],
+    rules: readonly RateLimitRule[],
+  ): Promise<RateLimitDecision> {
+    const closed = policies.find((compiled) => compiled.whenStoreDown === 'closed');
+    if (closed) {
+      return {
+        allowed: false,
+        reason: 'store-unavailable',
+        degraded: true,
+        policy: closed.name,
+        limit: closed.policy.limit + closed.policy.burst,
+        remaining: 0,
+        resetMs: STORE_DOWN_RETRY_MS,
+        retryAfterMs: STORE_DOWN_RETRY_MS,
+      };
+    }
+    const local = await this.fallback.rateLimitCheck(
+      rules.map((rule, i) => ({
+        id: rule.id,
+        intervalMs: policies[i]?.fallbackIntervalMs ?? rule.intervalMs,
+        toleranceMs: policies[i]?.fallbackToleranceMs ?? rule.toleranceMs,
+      })),
+    );
+    return this.decide(policies, local.admitted, local.states, true);
+  }
+
+  private block(id: string, decision: RateLimitDecision, now: number): void {
+    if (decision.retryAfterMs <= 0) return;
+    if (this.blocked.size >= this.blockedCacheSize && !this.blocked.has(id)) {
+      const oldest = this.blocked.keys().next();
+      if (!oldest.done) this.blocked.delete(oldest.value);
+    }
+    this.blocked.set(id, { decision, untilMs: now + decision.retryAfterMs });
   }
 
   /** The response headers for a decision of this limiter (see `rateLimitHeaders`). */
