@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 
+import { runRateLimitBench } from './rate-limits.js';
 import { runSessionBench } from './sessions.js';
 
 const { values } = parseArgs({
@@ -27,15 +28,22 @@ const redisVersion = execFileSync('redis-server', ['--version']).toString().trim
 const machine = `${String(cpus().length)} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${String(Math.round(totalmem() / 2 ** 30))} GiB, Node.js ${process.version}, ${redisVersion.split(' sha=')[0] ?? redisVersion}`;
 
 const sessions = await runSessionBench(options);
-const roundsOf = new Map(sessions.throughput.map((result) => [result.name, result.rounds]));
+const rateLimits = await runRateLimitBench(options);
+const roundsOf = new Map(
+  [...sessions.throughput, ...rateLimits].map((result) => [result.name, result.rounds]),
+);
 
 /**
  * The median of per-round ratios: rounds of different contenders run back to back, so each
  * round's ratio cancels the machine's drift better than a ratio of medians would.
  */
-function pairedRatio(numerator: string, denominator: string): number {
-  const a = roundsOf.get(numerator) ?? [];
-  const b = roundsOf.get(denominator) ?? [];
+function medianRatio(
+  rounds: ReadonlyMap<string, readonly number[]>,
+  numerator: string,
+  denominator: string,
+): number {
+  const a = rounds.get(numerator) ?? [];
+  const b = rounds.get(denominator) ?? [];
   const ratios = a.map((value, i) => value / (b[i] ?? Number.NaN)).sort((x, y) => x - y);
   const middle = Math.floor(ratios.length / 2);
   return ratios.length % 2 === 1
@@ -43,6 +51,7 @@ function pairedRatio(numerator: string, denominator: string): number {
     : ((ratios[middle - 1] ?? 0) + (ratios[middle] ?? 0)) / 2;
 }
 
+const pairedRatio = (numerator: string, denominator: string) => medianRatio(roundsOf, numerator, denominator);
 const VALIDATE = 'gatehouse sessions.validate';
 const UNCACHED = 'gatehouse sessions.validate, local cache off';
 const RAW = 'raw node-redis EVALSHA (same script)';
@@ -56,6 +65,17 @@ const targets = [
     value: pairedRatio(UNCACHED, CONNECT_REDIS),
     target: null,
   },
+];
+const RL_CHECK = 'gatehouse rateLimits.check';
+const RL_RAW = 'raw node-redis EVALSHA (same rate-limit script)';
+const RL_FLEXIBLE = 'rate-limiter-flexible consume';
+const RL_BLOCKED = 'gatehouse repeat refusal (blocked cache)';
+const rlRounds = new Map(rateLimits.map((result) => [result.name, result.rounds]));
+const rlRatio = (numerator: string, denominator: string) => medianRatio(rlRounds, numerator, denominator);
+const rlTargets = [
+  { what: 'check ÷ raw EVALSHA', value: rlRatio(RL_CHECK, RL_RAW), target: 0.8 },
+  { what: 'check ÷ rate-limiter-flexible consume', value: rlRatio(RL_CHECK, RL_FLEXIBLE), target: 1.5 },
+  { what: 'repeat refusal (blocked cache) ÷ raw EVALSHA', value: rlRatio(RL_BLOCKED, RL_RAW), target: 3 },
 ];
 const memoryTarget = 600;
 
@@ -92,6 +112,27 @@ const lines = [
   'gatehouse validate is the default configuration: a repeat validation within the local cache TTL',
   '(1 s, and only while ended-session events arrive) is answered from memory; "local cache off"',
   'asks Redis every time (`localCacheTtl: 0`).',
+  '',
+  '## Rate limits',
+  '',
+  '| contender | ops/s (median) | rounds |',
+  '| --- | ---: | --- |',
+  ...rateLimits.map(
+    (result) =>
+      `| ${result.name} | ${Math.round(result.opsPerSecond).toLocaleString('en-US')} | ${result.rounds.map((r) => Math.round(r).toLocaleString('en-US')).join(', ')} |`,
+  ),
+  '',
+  '| ratio (median of per-round ratios) | measured | target |',
+  '| --- | ---: | ---: |',
+  ...rlTargets.map(
+    (t) =>
+      `| ${t.what} | ${t.value.toFixed(2)} | ≥ ${t.target.toFixed(1)} ${t.value >= t.target ? '(met)' : '(NOT met)'} |`,
+  ),
+  '',
+  'One policy, 1,000 subjects round-robin, a limit no contender reaches (every call is a charged',
+  'check). Raw is node-redis sending the very same EVALSHA (checkRateLimits.lua, same key and',
+  'arguments) with no subject hashing and no decision object. The blocked-cache row is 100 subjects',
+  'already refused, answered from process memory.',
   '',
   '## Redis memory per session',
   '',

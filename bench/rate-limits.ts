@@ -1,0 +1,86 @@
+/**
+ * Rate-limit benchmarks in one run, one process, one redis-server started here: gatehouse
+ * `check` on one policy; raw node-redis sending the very same EVALSHA (checkRateLimits.lua, same
+ * key and arguments) with nothing of gatehouse around it; rate-limiter-flexible's
+ * `RateLimiterRedis.consume`; and repeat refusals answered from gatehouse's blocked cache.
+ */
+import { randomUUID } from 'node:crypto';
+
+import { createClient } from 'redis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+
+import { KeyRing } from '../src/crypto/keyring.js';
+import { RateLimits } from '../src/rate-limit/rate-limits.js';
+import { RedisStore } from '../src/store/redis.js';
+import { defineScript } from '../src/store/script.js';
+import { RedisServer } from '../test/harness/redis-server.js';
+import { interleave, type ThroughputResult } from './sessions.js';
+
+export async function runRateLimitBench(options: {
+  rounds: number;
+  roundMs: number;
+  concurrency: number;
+}): Promise<ThroughputResult[]> {
+  const server = await RedisServer.start({ name: 'bench-rl' });
+  const store = new RedisStore({
+    connection: { topology: 'standalone', host: '127.0.0.1', port: server.port },
+    keyPrefix: 'gh',
+  });
+  const raw = createClient({ socket: { host: '127.0.0.1', port: server.port }, disableOfflineQueue: true });
+  const flexibleClient = createClient({ socket: { host: '127.0.0.1', port: server.port } });
+  try {
+    await store.waitUntilReady(5000);
+    await raw.connect();
+    await flexibleClient.connect();
+    const keyRing = KeyRing.random();
+    // A limit no contender reaches during the run: every call is an admitted, charged check.
+    const limits = new RateLimits(store, keyRing, { policies: { api: '100000000/1m' } });
+    const subjects = Array.from({ length: 1000 }, () => randomUUID());
+
+    const script = defineScript('checkRateLimits', 'variadic');
+    const intervalMs = Math.ceil(60_000 / 100_000_000);
+    const toleranceMs = (100_000_000 - 1) * intervalMs;
+    const rawCalls = subjects.map((subject) => ({
+      keys: [store.keys.tagged('rl', 'rl', `api:${keyRing.identifier('rate-limit subject', subject, 22)}`)],
+      arguments: [String(intervalMs), String(toleranceMs)],
+    }));
+
+    const flexible = new RateLimiterRedis({
+      storeClient: flexibleClient,
+      useRedisPackage: true,
+      points: 100_000_000,
+      duration: 60,
+      keyPrefix: 'rlflx',
+    });
+
+    // Repeat offenders: subjects already refused, answered from the blocked cache.
+    const strict = new RateLimits(store, keyRing, { policies: { auth: '1/1h' } });
+    const offenders = subjects.slice(0, 100);
+    for (const subject of offenders) {
+      await strict.check({ auth: subject });
+      await strict.check({ auth: subject });
+    }
+
+    const at = <T>(list: readonly T[], index: number): T => list[index % list.length] as T;
+    return await interleave(
+      [
+        { name: 'gatehouse rateLimits.check', op: (i) => limits.check({ api: at(subjects, i) }) },
+        {
+          name: 'raw node-redis EVALSHA (same rate-limit script)',
+          op: (i) => raw.evalSha(script.sha1, at(rawCalls, i)),
+        },
+        { name: 'rate-limiter-flexible consume', op: (i) => flexible.consume(at(subjects, i)) },
+        {
+          name: 'gatehouse repeat refusal (blocked cache)',
+          op: (i) => strict.check({ auth: at(offenders, i) }),
+        },
+      ],
+      options,
+    );
+  } finally {
+    raw.destroy();
+    flexibleClient.destroy();
+    await store.close();
+    await server.destroy();
+  }
+}
