@@ -14,7 +14,7 @@ import { RateLimits } from '../src/rate-limit/rate-limits.js';
 import { RedisStore } from '../src/store/redis.js';
 import { defineScript } from '../src/store/script.js';
 import { RedisServer } from '../test/harness/redis-server.js';
-import { interleave, type ThroughputResult } from './sessions.js';
+import { interleave, type ThroughputResult } from './measure.js';
 
 export async function runRateLimitBench(options: {
   rounds: number;

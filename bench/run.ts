@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 
+import { median } from './measure.js';
 import { runRateLimitBench } from './rate-limits.js';
 import { runSessionBench } from './sessions.js';
 
@@ -44,11 +45,7 @@ function medianRatio(
 ): number {
   const a = rounds.get(numerator) ?? [];
   const b = rounds.get(denominator) ?? [];
-  const ratios = a.map((value, i) => value / (b[i] ?? Number.NaN)).sort((x, y) => x - y);
-  const middle = Math.floor(ratios.length / 2);
-  return ratios.length % 2 === 1
-    ? (ratios[middle] ?? 0)
-    : ((ratios[middle - 1] ?? 0) + (ratios[middle] ?? 0)) / 2;
+  return median(a.map((value, i) => value / (b[i] ?? Number.NaN)));
 }
 
 const pairedRatio = (numerator: string, denominator: string) => medianRatio(roundsOf, numerator, denominator);

@@ -21,76 +21,10 @@ import { RedisStore } from '../src/store/redis.js';
 import { defineScript } from '../src/store/script.js';
 import { sessionKeys } from '../src/store/session-keys.js';
 import { RedisServer } from '../test/harness/redis-server.js';
-
-export interface Contender {
-  readonly name: string;
-  readonly op: (index: number) => Promise<unknown>;
-}
-
-export interface ThroughputResult {
-  readonly name: string;
-  readonly opsPerSecond: number;
-  readonly rounds: readonly number[];
-}
+import { interleave, type ThroughputResult } from './measure.js';
 
 const USER_AGENT =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124';
-
-/**
- * Runs `op` with `concurrency` calls in flight for `durationMs`; returns operations per second.
- * Each worker yields to the event loop every few calls, as a server's requests do (they arrive
- * as I/O): otherwise calls answered from memory would starve socket reads and timers. A call
- * that throws fails the whole benchmark.
- */
-async function measure(
-  op: (index: number) => Promise<unknown>,
-  concurrency: number,
-  durationMs: number,
-): Promise<number> {
-  let next = 0;
-  let done = 0;
-  const deadline = performance.now() + durationMs;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      let sinceYield = 0;
-      while (performance.now() < deadline) {
-        await op(next++);
-        done++;
-        if (++sinceYield === 16) {
-          sinceYield = 0;
-          await new Promise<void>((resolve) => setImmediate(resolve));
-        }
-      }
-    }),
-  );
-  return done / ((performance.now() - started) / 1000);
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] ?? 0)
-    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-}
-
-export async function interleave(
-  contenders: readonly Contender[],
-  options: { rounds: number; roundMs: number; concurrency: number },
-): Promise<ThroughputResult[]> {
-  const rounds = new Map<string, number[]>(contenders.map((contender) => [contender.name, []]));
-  for (const contender of contenders) await measure(contender.op, options.concurrency, 300); // warm-up
-  for (let round = 0; round < options.rounds; round++) {
-    for (const contender of contenders) {
-      rounds.get(contender.name)?.push(await measure(contender.op, options.concurrency, options.roundMs));
-    }
-  }
-  return contenders.map((contender) => {
-    const values = rounds.get(contender.name) ?? [];
-    return { name: contender.name, opsPerSecond: median(values), rounds: values };
-  });
-}
 
 export interface SessionBenchResult {
   readonly throughput: ThroughputResult[];
