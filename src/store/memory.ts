@@ -238,7 +238,7 @@ export class MemoryStore implements Store {
     return this.operation(() => {
       const keys = userKeys(this.keys, uid);
       const index = this.zset(keys.index);
-      const ended = [...sortedByScore(index)].filter((member) => member !== exceptTokenHash);
+      const ended = sortedByScore(index).filter((member) => member !== exceptTokenHash);
       for (const member of ended) {
         index.delete(member);
         this.zset(keys.deadlines).delete(member);

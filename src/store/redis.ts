@@ -208,7 +208,7 @@ function credentials(username: string | undefined, password: string | undefined)
  * end to end, while node-redis's covers only commands not yet written, and costs a timer
  * and an AbortSignal per command.
  */
-function commandOptions(_options: RedisConnectionOptions) {
+function commandOptions() {
   return { timeout: 0 };
 }
 
@@ -218,7 +218,7 @@ function standaloneDriver(options: StandaloneOptions, events: DriverEvents): Dri
     ...credentials(options.username, options.password),
     ...(options.db === undefined ? {} : { database: options.db }),
     disableOfflineQueue: true,
-    commandOptions: commandOptions(options),
+    commandOptions: commandOptions(),
   });
   client.on('error', events.onError);
   client.on('ready', events.onReady);
@@ -280,7 +280,7 @@ function sentinelDriver(options: SentinelOptions, events: DriverEvents): Driver 
       socket: socketOptions(options),
     },
     scanInterval: options.sentinelScanIntervalMs ?? DEFAULT_SENTINEL_SCAN_INTERVAL_MS,
-    commandOptions: commandOptions(options),
+    commandOptions: commandOptions(),
     passthroughClientErrorEvents: true,
   });
   sentinel.on('error', events.onError);
@@ -319,7 +319,7 @@ function clusterDriver(options: ClusterOptions, events: DriverEvents): Driver {
       socket: socketOptions(options),
       disableOfflineQueue: true,
     },
-    commandOptions: commandOptions(options),
+    commandOptions: commandOptions(),
   });
   cluster.on('error', events.onError);
   const clusterBinary = cluster.withTypeMapping(BINARY_REPLIES);
