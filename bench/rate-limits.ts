@@ -2,7 +2,8 @@
  * Rate-limit benchmarks in one run, one process, one redis-server started here: gatehouse
  * `check` on one policy; raw node-redis sending the very same EVALSHA (checkRateLimits.lua, same
  * key and arguments) with nothing of gatehouse around it; rate-limiter-flexible's
- * `RateLimiterRedis.consume`; and repeat refusals answered from gatehouse's blocked cache.
+ * `RateLimiterRedis.consume`; and repeat refusals answered from gatehouse's blocked cache. Then
+ * the first three again with one call in flight, where gatehouse has nothing to batch.
  */
 import { randomUUID } from 'node:crypto';
 
@@ -20,7 +21,7 @@ export async function runRateLimitBench(options: {
   rounds: number;
   roundMs: number;
   concurrency: number;
-}): Promise<ThroughputResult[]> {
+}): Promise<{ throughput: ThroughputResult[]; oneInFlight: ThroughputResult[] }> {
   const server = await RedisServer.start({ name: 'bench-rl' });
   const store = new RedisStore({
     connection: { topology: 'standalone', host: '127.0.0.1', port: server.port },
@@ -42,7 +43,8 @@ export async function runRateLimitBench(options: {
     const toleranceMs = (100_000_000 - 1) * intervalMs;
     const rawCalls = subjects.map((subject) => ({
       keys: [store.keys.tagged('rl', 'rl', `api:${keyRing.identifier('rate-limit subject', subject, 22)}`)],
-      arguments: [String(intervalMs), String(toleranceMs)],
+      // One request of one key, as the script takes it (gatehouse batches several).
+      arguments: ['1', '1', String(intervalMs), String(toleranceMs)],
     }));
 
     const flexible = new RateLimiterRedis({
@@ -62,14 +64,17 @@ export async function runRateLimitBench(options: {
     }
 
     const at = <T>(list: readonly T[], index: number): T => list[index % list.length] as T;
-    return await interleave(
+    const charged = [
+      { name: 'gatehouse rateLimits.check', op: (i: number) => limits.check({ api: at(subjects, i) }) },
+      {
+        name: 'raw node-redis EVALSHA (same rate-limit script)',
+        op: (i: number) => raw.evalSha(script.sha1, at(rawCalls, i)),
+      },
+      { name: 'rate-limiter-flexible consume', op: (i: number) => flexible.consume(at(subjects, i)) },
+    ];
+    const throughput = await interleave(
       [
-        { name: 'gatehouse rateLimits.check', op: (i) => limits.check({ api: at(subjects, i) }) },
-        {
-          name: 'raw node-redis EVALSHA (same rate-limit script)',
-          op: (i) => raw.evalSha(script.sha1, at(rawCalls, i)),
-        },
-        { name: 'rate-limiter-flexible consume', op: (i) => flexible.consume(at(subjects, i)) },
+        ...charged,
         {
           name: 'gatehouse repeat refusal (blocked cache)',
           op: (i) => strict.check({ auth: at(offenders, i) }),
@@ -77,6 +82,8 @@ export async function runRateLimitBench(options: {
       ],
       options,
     );
+    const oneInFlight = await interleave(charged, { ...options, concurrency: 1 });
+    return { throughput, oneInFlight };
   } finally {
     raw.destroy();
     flexibleClient.destroy();

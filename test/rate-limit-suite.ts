@@ -68,6 +68,52 @@ export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture
       assert.match(headers.RateLimit ?? '', /^"auth";r=0;t=8[34]$/);
     });
 
+    it('gives checks made at once the results of the same checks one by one', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { auth: '5/1m+2' } });
+      const ip = subject('burst');
+      const decisions = await Promise.all(Array.from({ length: 10 }, () => limits.check({ auth: ip })));
+      assert.deepEqual(
+        decisions.map((decision) => decision.allowed),
+        [true, true, true, true, true, true, true, false, false, false],
+      );
+      assert.deepEqual(
+        decisions.slice(0, 7).map((decision) => decision.remaining),
+        [6, 5, 4, 3, 2, 1, 0],
+      );
+      for (const refused of decisions.slice(7)) {
+        assert.ok(refused.retryAfterMs > 11_000 && refused.retryAfterMs <= 12_000);
+      }
+
+      // All or nothing holds per request inside a batch, in the order of the calls.
+      const multi = new RateLimits(store, keyRing, { policies: { strict: '1/1m', loose: '10/1m' } });
+      const user = subject('batch');
+      const [first, second, third] = await Promise.all([
+        multi.check({ strict: user, loose: user }),
+        multi.check({ strict: user, loose: user }),
+        multi.check({ loose: user }),
+      ]);
+      assert.deepEqual(
+        [first.allowed, second.allowed, second.policy, third.allowed, third.remaining],
+        [true, false, 'strict', true, 8],
+      );
+    });
+
+    it('refuses a malformed rule without failing the checks made with it', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { api: '100/1m' } });
+      const [good, bad] = await Promise.allSettled([
+        limits.check({ api: subject('good') }),
+        store.rateLimitCheck([{ id: 'api:x', intervalMs: 0, toleranceMs: 0 }]),
+        store.rateLimitCheck([]),
+      ]);
+      assert.equal(good.status === 'fulfilled' && good.value.allowed, true);
+      assert.equal(bad.status, 'rejected');
+      await assert.rejects(store.rateLimitCheck([]), TypeError);
+      await assert.rejects(
+        store.rateLimitCheck([{ id: 'api:x', intervalMs: 1.5, toleranceMs: 0 }]),
+        RangeError,
+      );
+    });
+
     it('admits again after period / limit, one at a time', async () => {
       const limits = new RateLimits(store, keyRing, { policies: { fast: '5/500ms+2' } });
       const user = subject('user');

@@ -35,25 +35,47 @@ describe('redis standalone', () => {
   securitySuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
   rateLimitSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
 
+  it('rate limits: checks made at once share script calls, 64 to a call (INFO commandstats)', async () => {
+    const store = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });
+    try {
+      await store.waitUntilReady(5000);
+      const limits = new RateLimits(store, KeyRing.random(), { policies: { api: '100/1m' } });
+      const before = await scriptCalls(admin);
+      const decisions = await Promise.all(
+        Array.from({ length: 150 }, (_, i) => limits.check({ api: `user-${String(i % 75)}` })),
+      );
+      assert.equal(await scriptCalls(admin), before + 3, '150 checks in 3 calls: 64 + 64 + 22');
+      // Each of 75 users checked twice: the second call saw the first one's charge.
+      assert.deepEqual(
+        decisions.map((decision) => decision.remaining),
+        Array.from({ length: 150 }, (_, i) => (i < 75 ? 99 : 98)),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
   it('rate limits: repeat refusals send no command to Redis (INFO commandstats)', async () => {
     const store = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });
     try {
       await store.waitUntilReady(5000);
       const limits = new RateLimits(store, KeyRing.random(), { policies: { auth: '5/1m+2' } });
       for (let i = 0; i < 8; i++) await limits.check({ auth: '198.51.100.7' });
-      const scriptCalls = async () => {
-        const stats = await admin.info('commandstats');
-        return [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce(
-          (sum, m) => sum + Number(m[1]),
-          0,
-        );
-      };
-      const before = await scriptCalls();
+      const before = await scriptCalls(admin);
       for (let i = 0; i < 50; i++)
         assert.equal((await limits.check({ auth: '198.51.100.7' })).allowed, false);
-      assert.equal(await scriptCalls(), before, 'no script ran for the 50 repeat refusals');
+      assert.equal(await scriptCalls(admin), before, 'no script ran for the 50 repeat refusals');
     } finally {
       await store.close();
     }
   });
 });
+
+/** Scripts Redis has run so far (EVALSHA and EVAL), from INFO commandstats. */
+async function scriptCalls(admin: AdminClient): Promise<number> {
+  const stats = await admin.info('commandstats');
+  return [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce(
+    (sum, match) => sum + Number(match[1]),
+    0,
+  );
+}

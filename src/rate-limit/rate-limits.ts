@@ -8,8 +8,8 @@
  * its bucket is full again.
  *
  * On Redis Cluster every rate-limit key shares one hash tag (`{rl}`), so that any combination of
- * policies can be checked atomically: rate limiting then runs on one shard (each check is one
- * small script on a few short keys).
+ * policies can be checked atomically: rate limiting then runs on one shard. The Redis store sends
+ * the checks of one turn of the event loop in one script call (see RedisStore.rateLimitCheck).
  *
  * What this stops: one client (or one user, or one IP) exhausting a route across all instances.
  * What it does not stop: a distributed attack spread over many subjects below each limit.
@@ -80,6 +80,12 @@ const STORE_DOWN_MODES: ReadonlySet<string> = new Set<StoreDownMode>(['open', 'c
 /** While the store is down, a closed policy asks clients to come back after this long. */
 const STORE_DOWN_RETRY_MS = 1000;
 
+/**
+ * Subjects whose HMAC is remembered, so a repeat visitor costs no HMAC (the larger part of a
+ * check's own work). Process memory only: Redis and logs still see only the HMAC.
+ */
+const SUBJECT_CACHE_SIZE = 10_000;
+
 const POLICY_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 const MAX_SUBJECT_LENGTH = 512;
 
@@ -126,6 +132,7 @@ export class RateLimits {
   private readonly policies: ReadonlyMap<string, CompiledPolicy>;
   private readonly blocked = new Map<string, Blocked>();
   private readonly blockedCacheSize: number;
+  private readonly subjectIds = new Map<string, string>();
   /** The per-process limiter behind `open` policies while the store is down. */
   private readonly fallback = new MemoryStore({ keyPrefix: 'local' });
   private storeDown = false;
@@ -167,7 +174,7 @@ export class RateLimits {
         );
       }
       const rule: RateLimitRule = {
-        id: `${name}:${this.keyRing.identifier('rate-limit subject', subject, 22)}`,
+        id: `${name}:${this.subjectId(subject)}`,
         intervalMs: compiled.intervalMs,
         toleranceMs: compiled.toleranceMs,
       };
@@ -254,6 +261,20 @@ export class RateLimits {
       })),
     );
     return this.decide(policies, local.admitted, local.states, true);
+  }
+
+  /** The subject's HMAC, as it appears in keys. */
+  private subjectId(subject: string): string {
+    let id = this.subjectIds.get(subject);
+    if (id === undefined) {
+      id = this.keyRing.identifier('rate-limit subject', subject, 22);
+      if (this.subjectIds.size >= SUBJECT_CACHE_SIZE) {
+        const oldest = this.subjectIds.keys().next();
+        if (!oldest.done) this.subjectIds.delete(oldest.value);
+      }
+      this.subjectIds.set(subject, id);
+    }
+    return id;
   }
 
   private block(id: string, decision: RateLimitDecision, now: number): void {

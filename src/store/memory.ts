@@ -14,7 +14,9 @@ import {
   type SessionKeys,
 } from './session-keys.js';
 import {
+  assertRateLimitRules,
   assertTtlMs,
+  rateLimitState,
   type IdempotencyBegin,
   type MarkerArea,
   type MarkerMode,
@@ -426,32 +428,18 @@ export class MemoryStore implements Store {
     rules: readonly RateLimitRule[],
   ): Promise<{ admitted: boolean; nowMs: number; states: RateLimitState[] }> {
     return this.operation(() => {
+      assertRateLimitRules(rules);
       const now = this.clock();
       const keys = rules.map((rule) => this.keys.tagged('rl', 'rl', rule.id));
       const tats = keys.map((key) => Math.max(Number(this.get(key) ?? now), now));
       const admitted = rules.every((rule, i) => (tats[i] ?? now) - now <= rule.toleranceMs);
       const states = rules.map((rule, i): RateLimitState => {
-        const tat = tats[i] ?? now;
-        if (!admitted) {
-          return {
-            remaining: Math.max(
-              0,
-              Math.floor((rule.toleranceMs + rule.intervalMs - (tat - now)) / rule.intervalMs),
-            ),
-            resetMs: tat - now,
-            retryAfterMs: Math.max(0, tat - rule.toleranceMs - now),
-          };
+        let tat = tats[i] ?? now;
+        if (admitted) {
+          tat += rule.intervalMs;
+          this.set(keys[i] ?? '', String(tat), tat - now);
         }
-        const newTat = tat + rule.intervalMs;
-        this.set(keys[i] ?? '', String(newTat), newTat - now);
-        return {
-          remaining: Math.max(
-            0,
-            Math.floor((rule.toleranceMs + rule.intervalMs - (newTat - now)) / rule.intervalMs),
-          ),
-          resetMs: newTat - now,
-          retryAfterMs: 0,
-        };
+        return rateLimitState(rule, admitted, tat - now);
       });
       return { admitted, nowMs: now, states };
     });

@@ -13,6 +13,7 @@ import { createClient, createCluster, createSentinel, ErrorReply, RESP_TYPES } f
 
 import { GatehouseError, StoreCommandError, StorePermissionError, StoreUnavailableError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { Batcher } from './batcher.js';
 import { KeySpace } from './keys.js';
 import type {
   ClusterOptions,
@@ -23,7 +24,9 @@ import type {
 import { defineScript, type LuaScript } from './script.js';
 import { decodeSessionValue, encodeSessionValue, sessionKey, sessionKeys, userKeys } from './session-keys.js';
 import {
+  assertRateLimitRules,
   assertTtlMs,
+  rateLimitState,
   SESSION_END_REASONS,
   type IdempotencyBegin,
   type MarkerArea,
@@ -413,6 +416,20 @@ const COMPLETE_IDEMPOTENT = defineScript('completeIdempotent', 1);
 const ABANDON_IDEMPOTENT = defineScript('abandonIdempotent', 1);
 const CHECK_RATE_LIMITS = defineScript('checkRateLimits', 'variadic');
 
+/**
+ * Rate-limit checks of one turn of the event loop share a script call, up to this many checks
+ * and keys: enough to spend one call on a burst, few enough that a script stays well under a
+ * millisecond on the server.
+ */
+const RATE_LIMIT_BATCH_CHECKS = 64;
+const RATE_LIMIT_BATCH_KEYS = 256;
+
+interface RateLimitResult {
+  readonly admitted: boolean;
+  readonly nowMs: number;
+  readonly states: RateLimitState[];
+}
+
 function asBuffer(script: LuaScript, value: unknown): Buffer {
   if (!Buffer.isBuffer(value)) throw unexpectedReply(script, value);
   return value;
@@ -446,6 +463,12 @@ export class RedisStore implements Store {
   private lastConnectionError: GatehouseError | undefined;
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly rateLimitBatcher = new Batcher<readonly RateLimitRule[], RateLimitResult>({
+    run: (requests) => this.checkRateLimitBatch(requests),
+    maxCalls: RATE_LIMIT_BATCH_CHECKS,
+    maxWeight: RATE_LIMIT_BATCH_KEYS,
+    weigh: (rules) => rules.length,
+  });
 
   constructor(options: RedisStoreOptions) {
     this.mode = options.connection.topology;
@@ -739,26 +762,42 @@ export class RedisStore implements Store {
     return reply === 1;
   }
 
-  async rateLimitCheck(
-    rules: readonly RateLimitRule[],
-  ): Promise<{ admitted: boolean; nowMs: number; states: RateLimitState[] }> {
-    const reply = await this.runScript(
-      CHECK_RATE_LIMITS,
-      rules.map((rule) => this.keys.tagged('rl', 'rl', rule.id)),
-      rules.flatMap((rule) => [String(rule.intervalMs), String(rule.toleranceMs)]),
-    );
-    if (!Array.isArray(reply) || reply.length !== 2 + 3 * rules.length)
+  /**
+   * Checks made in the same turn of the event loop go to Redis together, in one script call that
+   * handles them one after the other: the same results as one call each, at a fraction of the
+   * cost per check on both sides. All rate-limit keys share the `{rl}` hash tag, so any batch is
+   * one Cluster slot.
+   */
+  async rateLimitCheck(rules: readonly RateLimitRule[]): Promise<RateLimitResult> {
+    // Checked here, not in the batch: one bad call must not fail the calls batched with it.
+    assertRateLimitRules(rules);
+    return this.rateLimitBatcher.add(rules);
+  }
+
+  private async checkRateLimitBatch(
+    requests: readonly (readonly RateLimitRule[])[],
+  ): Promise<RateLimitResult[]> {
+    const keys: string[] = [];
+    const args: string[] = [String(requests.length)];
+    for (const rules of requests) {
+      args.push(String(rules.length));
+      for (const rule of rules) {
+        keys.push(this.keys.tagged('rl', 'rl', rule.id));
+        args.push(String(rule.intervalMs), String(rule.toleranceMs));
+      }
+    }
+    const reply = await this.runScript(CHECK_RATE_LIMITS, keys, args);
+    if (!Array.isArray(reply) || reply.length !== 1 + requests.length + keys.length)
       throw unexpectedReply(CHECK_RATE_LIMITS, reply);
     const numbers = (reply as unknown[]).map(Number);
-    return {
-      admitted: numbers[0] === 1,
-      nowMs: numbers[1] ?? 0,
-      states: rules.map((_, i) => ({
-        remaining: numbers[2 + 3 * i] ?? 0,
-        resetMs: numbers[3 + 3 * i] ?? 0,
-        retryAfterMs: numbers[4 + 3 * i] ?? 0,
-      })),
-    };
+    const nowMs = numbers[0] ?? 0;
+    let at = 1;
+    return requests.map((rules) => {
+      const admitted = numbers[at] === 1;
+      const states = rules.map((rule, i) => rateLimitState(rule, admitted, numbers[at + 1 + i] ?? 0));
+      at += 1 + rules.length;
+      return { admitted, nowMs, states };
+    });
   }
 
   async health(): Promise<StoreHealth> {

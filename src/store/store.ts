@@ -275,3 +275,34 @@ export function assertTtlMs(ttlMs: number): void {
     throw new RangeError(`ttlMs must be a positive integer of milliseconds, got ${String(ttlMs)}`);
   }
 }
+
+/** Checks rate-limit rules (a programming error if wrong) before they reach a store. */
+export function assertRateLimitRules(rules: readonly RateLimitRule[]): void {
+  if (rules.length === 0) throw new TypeError('rateLimitCheck needs at least one rule');
+  for (const rule of rules) {
+    if (
+      !Number.isSafeInteger(rule.intervalMs) ||
+      rule.intervalMs < 1 ||
+      !Number.isSafeInteger(rule.toleranceMs) ||
+      rule.toleranceMs < 0
+    ) {
+      throw new RangeError(
+        `rate-limit rule ${rule.id}: intervalMs must be a positive integer and toleranceMs a non-negative one`,
+      );
+    }
+  }
+}
+
+/**
+ * A bucket's state from its TAT after the check, relative to now (`tatAfterMs` = TAT - now: the
+ * charged TAT when admitted, the unchanged one when refused). Both stores derive it here, so
+ * they answer alike.
+ */
+export function rateLimitState(rule: RateLimitRule, admitted: boolean, tatAfterMs: number): RateLimitState {
+  const ahead = Math.max(0, tatAfterMs);
+  return {
+    remaining: Math.max(0, Math.floor((rule.toleranceMs + rule.intervalMs - ahead) / rule.intervalMs)),
+    resetMs: ahead,
+    retryAfterMs: admitted ? 0 : Math.max(0, ahead - rule.toleranceMs),
+  };
+}
