@@ -26,6 +26,14 @@ export const ERROR_CATALOGUE = {
     httpStatus: 500,
     message: 'A key part is not valid.',
   },
+  GH_ERR_LOCK_HELD: {
+    httpStatus: 409,
+    message: 'The resource is locked by another holder.',
+  },
+  GH_ERR_LOCK_LOST: {
+    httpStatus: 409,
+    message: 'The lock was lost before the work finished.',
+  },
 } as const satisfies Record<string, { readonly httpStatus: number; readonly message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -96,5 +104,39 @@ export class StoreCommandError extends GatehouseError {
 export class KeyInvalidError extends GatehouseError {
   constructor(message: string) {
     super('GH_ERR_STORE_KEY_INVALID', message);
+  }
+}
+
+/**
+ * `withLock` could not take the lock within its wait: someone else holds it. (`tryAcquire` and
+ * `acquire` return this outcome as a value; `withLock` has no value to return instead.)
+ */
+export class LockHeldError extends GatehouseError {
+  /** Until the current holder's lock expires, unless renewed: a `Retry-After` for a 409. */
+  readonly retryAfterMs: number;
+  /** The holder's label, when it gave one. */
+  readonly holder: string | null;
+
+  constructor(resourceDescription: string, retryAfterMs: number, holder: string | null) {
+    super('GH_ERR_LOCK_HELD', `${resourceDescription} is locked by another holder`);
+    this.retryAfterMs = retryAfterMs;
+    this.holder = holder;
+  }
+}
+
+/** Why a held lock was lost: renewal refused, the store unreachable past the TTL, or the hold limit reached. */
+export type LockLossReason = 'not-held' | 'store-unavailable' | 'hold-limit';
+
+/**
+ * A lock held by `withLock` was lost while its function ran (the function's AbortSignal fired
+ * with this error as its reason). Whatever the function did after that was not exclusive: the
+ * fencing token is what keeps a stale holder's writes out.
+ */
+export class LockLostError extends GatehouseError {
+  readonly reason: LockLossReason;
+
+  constructor(reason: LockLossReason, message: string) {
+    super('GH_ERR_LOCK_LOST', message);
+    this.reason = reason;
   }
 }

@@ -8,12 +8,28 @@ export {
   ERROR_CATALOGUE,
   GatehouseError,
   KeyInvalidError,
+  LockHeldError,
+  LockLostError,
   StoreCommandError,
   StorePermissionError,
   StoreUnavailableError,
   type ConfigProblem,
   type ErrorCode,
+  type LockLossReason,
 } from './errors.js';
+export {
+  Lock,
+  LOCK_TOKEN_LENGTH,
+  Locks,
+  type AcquireOptions,
+  type LockAuditEvent,
+  type LockContext,
+  type LockExtension,
+  type LockRefusal,
+  type LocksOptions,
+  type WaitOptions,
+  type WithLockOptions,
+} from './locks/locks.js';
 export { describeStore, loadConfig, type Config, type LogLevel, type StoreConfig } from './config.js';
 export { parseRateLimitPolicy, type RateLimitPolicy } from './rate-limit/policy.js';
 export {

@@ -17,6 +17,7 @@ import { memorySessionFixture, redisSessionFixture } from './harness/fixtures.js
 import { KeyRing } from '../src/crypto/keyring.js';
 import { RateLimits } from '../src/rate-limit/rate-limits.js';
 import { RedisStore } from '../src/store/redis.js';
+import { lockSuite } from './lock-suite.js';
 import { rateLimitSuite } from './rate-limit-suite.js';
 import { securitySuite } from './security-suite.js';
 import { sessionSuite } from './sessions-suite.js';
@@ -24,6 +25,7 @@ import { sessionSuite } from './sessions-suite.js';
 sessionSuite('memory', memorySessionFixture);
 securitySuite('memory', memorySessionFixture);
 rateLimitSuite('memory', memorySessionFixture);
+lockSuite('memory', memorySessionFixture);
 
 describe('redis standalone', () => {
   let redis: Standalone;
@@ -40,6 +42,7 @@ describe('redis standalone', () => {
   sessionSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
   securitySuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
   rateLimitSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
+  lockSuite('redis standalone', () => redisSessionFixture(redis.connection, [admin]));
 
   it('rate limits: checks made at once share script calls, 64 to a call (INFO commandstats)', async () => {
     const store = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });

@@ -17,6 +17,7 @@ import {
 } from './harness/topologies.js';
 import { rateLimitSuite } from './rate-limit-suite.js';
 import { securitySuite } from './security-suite.js';
+import { lockSuite } from './lock-suite.js';
 import { sessionSuite } from './sessions-suite.js';
 import { redisSessionFixture, redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';
@@ -41,6 +42,7 @@ describe('redis with a least-privilege ACL user', () => {
   sessionSuite('redis ACL user', () => redisSessionFixture(redis.connection, [admin], prefix));
   securitySuite('redis ACL user', () => redisSessionFixture(redis.connection, [admin], prefix));
   rateLimitSuite('redis ACL user', () => redisSessionFixture(redis.connection, [admin], prefix));
+  lockSuite('redis ACL user', () => redisSessionFixture(redis.connection, [admin], prefix));
 
   it('connects as the app user and the default user is off', async () => {
     const defaultUser = await admin.aclGetUser('default');

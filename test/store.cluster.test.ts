@@ -14,6 +14,7 @@ import {
   type AdminClient,
   type Cluster,
 } from './harness/topologies.js';
+import { lockSuite } from './lock-suite.js';
 import { rateLimitSuite } from './rate-limit-suite.js';
 import { securitySuite } from './security-suite.js';
 import { sessionSuite } from './sessions-suite.js';
@@ -39,6 +40,7 @@ describe('redis cluster', () => {
   sessionSuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
   securitySuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
   rateLimitSuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
+  lockSuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
 
   // After every suite above ran on this cluster.
   it('spreads keys over the primaries and runs every shipped script there', async () => {

@@ -14,6 +14,7 @@ import {
   type AdminClient,
   type SentinelSet,
 } from './harness/topologies.js';
+import { lockSuite } from './lock-suite.js';
 import { sessionSuite } from './sessions-suite.js';
 import { redisSessionFixture, redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';
@@ -35,6 +36,7 @@ describe('redis sentinel', () => {
   storeSuite('redis sentinel', () => redisStoreFixture(set.connection, [admin]));
 
   sessionSuite('redis sentinel', () => redisSessionFixture(set.connection, [admin]));
+  lockSuite('redis sentinel', () => redisSessionFixture(set.connection, [admin]));
 
   it('follows a failover to the promoted replica within 15 seconds', async () => {
     const store = new RedisStore({ connection: set.connection, keyPrefix: uniquePrefix() });

@@ -18,6 +18,7 @@ export const KEY_AREAS = {
   revoke: 1,
   idem: 1,
   rl: 1,
+  lock: 1,
 } as const;
 
 export type KeyArea = keyof typeof KEY_AREAS;

@@ -14,9 +14,13 @@ import {
   type SessionKeys,
 } from './session-keys.js';
 import {
+  assertLockArguments,
   assertRateLimitRules,
   assertTtlMs,
+  FENCE_TTL_EXTRA_MS,
   rateLimitState,
+  type LockAcquireResult,
+  type LockExtendResult,
   type IdempotencyBegin,
   type MarkerArea,
   type MarkerMode,
@@ -445,6 +449,103 @@ export class MemoryStore implements Store {
     });
   }
 
+  lockAcquire(
+    resourceId: string,
+    ownerId: string,
+    ttlMs: number,
+    holder: string,
+  ): Promise<LockAcquireResult> {
+    return this.operation((): LockAcquireResult => {
+      assertLockArguments(ttlMs, holder);
+      const key = this.keys.tagged('lock', resourceId, 'm');
+      const current = this.get(key);
+      if (typeof current === 'string') {
+        const label = current.split(' ')[2] ?? '';
+        return {
+          acquired: false,
+          retryAfterMs: this.pttl(key),
+          holder: label === '' ? null : label,
+          holders: 1,
+        };
+      }
+      const fencingToken = this.nextFencingToken(resourceId, ttlMs);
+      this.set(key, `${ownerId} ${String(fencingToken)} ${holder}`, ttlMs);
+      return { acquired: true, fencingToken };
+    });
+  }
+
+  lockExtend(resourceId: string, ownerId: string, ttlMs: number): Promise<LockExtendResult> {
+    return this.operation((): LockExtendResult => {
+      assertTtlMs(ttlMs);
+      const key = this.keys.tagged('lock', resourceId, 'm');
+      const [owner, fence] = this.text(key).split(' ');
+      if (owner !== ownerId) return { extended: false };
+      this.expire(key, ttlMs);
+      this.expire(this.keys.tagged('lock', resourceId, 'f'), ttlMs + FENCE_TTL_EXTRA_MS);
+      return { extended: true, fencingToken: Number(fence) };
+    });
+  }
+
+  lockRelease(resourceId: string, ownerId: string): Promise<boolean> {
+    return this.operation(() => {
+      const key = this.keys.tagged('lock', resourceId, 'm');
+      if (this.text(key).split(' ')[0] !== ownerId) return false;
+      this.entries.delete(key);
+      return true;
+    });
+  }
+
+  semaphoreAcquire(
+    resourceId: string,
+    ownerId: string,
+    limit: number,
+    ttlMs: number,
+  ): Promise<LockAcquireResult> {
+    return this.operation((): LockAcquireResult => {
+      assertLockArguments(ttlMs, '', limit);
+      const now = this.clock();
+      const key = this.keys.tagged('lock', resourceId, 's');
+      const places = this.zset(key);
+      for (const [owner, expiry] of places) if (expiry <= now) places.delete(owner);
+      if (places.size >= limit) {
+        const first = Math.min(...places.values());
+        return { acquired: false, retryAfterMs: first - now, holder: null, holders: places.size };
+      }
+      places.set(ownerId, now + ttlMs);
+      this.expire(key, Math.max(...places.values()) - now);
+      return { acquired: true, fencingToken: this.nextFencingToken(resourceId, ttlMs) };
+    });
+  }
+
+  semaphoreExtend(resourceId: string, ownerId: string, ttlMs: number): Promise<boolean> {
+    return this.operation(() => {
+      assertTtlMs(ttlMs);
+      const now = this.clock();
+      const key = this.keys.tagged('lock', resourceId, 's');
+      const places = this.zset(key);
+      const expiry = places.get(ownerId);
+      if (expiry === undefined) return false;
+      if (expiry <= now) {
+        places.delete(ownerId);
+        return false;
+      }
+      places.set(ownerId, now + ttlMs);
+      this.expire(key, Math.max(...places.values()) - now);
+      this.expire(this.keys.tagged('lock', resourceId, 'f'), ttlMs + FENCE_TTL_EXTRA_MS);
+      return true;
+    });
+  }
+
+  semaphoreRelease(resourceId: string, ownerId: string): Promise<boolean> {
+    return this.operation(() => {
+      const places = this.zset(this.keys.tagged('lock', resourceId, 's'));
+      const expiry = places.get(ownerId);
+      if (expiry === undefined) return false;
+      places.delete(ownerId);
+      return expiry > this.clock();
+    });
+  }
+
   health(): Promise<StoreHealth> {
     return Promise.resolve({ status: 'up', mode: 'memory', latencyMs: 0, nodes: [] });
   }
@@ -525,6 +626,27 @@ export class MemoryStore implements Store {
         entry.expiresAtMs === Infinity ? 0 : entry.expiresAtMs,
         this.clock() + ttlMs,
       );
+  }
+
+  /** The string at `key`, or '' when there is none. */
+  private text(key: string): string {
+    const value = this.get(key);
+    return typeof value === 'string' ? value : '';
+  }
+
+  /** Sets the TTL to exactly `ttlMs` from now, as PEXPIRE does (no-op on a missing key). */
+  private expire(key: string, ttlMs: number): void {
+    assertTtlMs(ttlMs);
+    const entry = this.entries.get(key);
+    if (entry) entry.expiresAtMs = this.clock() + ttlMs;
+  }
+
+  /** max(last token + 1, now): grows with every holder, and with the clock when the key is gone. */
+  private nextFencingToken(resourceId: string, ttlMs: number): number {
+    const key = this.keys.tagged('lock', resourceId, 'f');
+    const fencingToken = Math.max(Number(this.get(key) ?? 0) + 1, this.clock());
+    this.set(key, String(fencingToken), ttlMs + FENCE_TTL_EXTRA_MS);
+    return fencingToken;
   }
 
   /** The sorted set at `key`, created empty (and removed again when left empty) like Redis does. */

@@ -24,9 +24,13 @@ import type {
 import { defineScript, type LuaScript } from './script.js';
 import { decodeSessionValue, encodeSessionValue, sessionKey, sessionKeys, userKeys } from './session-keys.js';
 import {
+  assertLockArguments,
   assertRateLimitRules,
   assertTtlMs,
+  FENCE_TTL_EXTRA_MS,
   rateLimitState,
+  type LockAcquireResult,
+  type LockExtendResult,
   SESSION_END_REASONS,
   type IdempotencyBegin,
   type MarkerArea,
@@ -415,6 +419,12 @@ const BEGIN_IDEMPOTENT = defineScript('beginIdempotent', 1);
 const COMPLETE_IDEMPOTENT = defineScript('completeIdempotent', 1);
 const ABANDON_IDEMPOTENT = defineScript('abandonIdempotent', 1);
 const CHECK_RATE_LIMITS = defineScript('checkRateLimits', 'variadic');
+const ACQUIRE_LOCK = defineScript('acquireLock', 2);
+const EXTEND_LOCK = defineScript('extendLock', 2);
+const RELEASE_LOCK = defineScript('releaseLock', 1);
+const ACQUIRE_SEMAPHORE = defineScript('acquireSemaphore', 2);
+const EXTEND_SEMAPHORE = defineScript('extendSemaphore', 2);
+const RELEASE_SEMAPHORE = defineScript('releaseSemaphore', 1);
 
 /**
  * Rate-limit checks of one turn of the event loop share a script call, up to this many checks
@@ -800,6 +810,74 @@ export class RedisStore implements Store {
     });
   }
 
+  async lockAcquire(
+    resourceId: string,
+    ownerId: string,
+    ttlMs: number,
+    holder: string,
+  ): Promise<LockAcquireResult> {
+    assertLockArguments(ttlMs, holder);
+    const reply = await this.runScript(
+      ACQUIRE_LOCK,
+      [this.keys.tagged('lock', resourceId, 'm'), this.keys.tagged('lock', resourceId, 'f')],
+      [ownerId, String(ttlMs), holder, String(ttlMs + FENCE_TTL_EXTRA_MS)],
+    );
+    return lockAcquireResult(ACQUIRE_LOCK, reply);
+  }
+
+  async lockExtend(resourceId: string, ownerId: string, ttlMs: number): Promise<LockExtendResult> {
+    assertTtlMs(ttlMs);
+    const reply = await this.runScript(
+      EXTEND_LOCK,
+      [this.keys.tagged('lock', resourceId, 'm'), this.keys.tagged('lock', resourceId, 'f')],
+      [ownerId, String(ttlMs), String(ttlMs + FENCE_TTL_EXTRA_MS)],
+    );
+    if (!Array.isArray(reply)) throw unexpectedReply(EXTEND_LOCK, reply);
+    const [extended, fencingToken] = reply as unknown[];
+    if (extended !== 1) return { extended: false };
+    if (typeof fencingToken !== 'number') throw unexpectedReply(EXTEND_LOCK, reply);
+    return { extended: true, fencingToken };
+  }
+
+  async lockRelease(resourceId: string, ownerId: string): Promise<boolean> {
+    const reply = await this.runScript(RELEASE_LOCK, [this.keys.tagged('lock', resourceId, 'm')], [ownerId]);
+    return reply === 1;
+  }
+
+  async semaphoreAcquire(
+    resourceId: string,
+    ownerId: string,
+    limit: number,
+    ttlMs: number,
+  ): Promise<LockAcquireResult> {
+    assertLockArguments(ttlMs, '', limit);
+    const reply = await this.runScript(
+      ACQUIRE_SEMAPHORE,
+      [this.keys.tagged('lock', resourceId, 's'), this.keys.tagged('lock', resourceId, 'f')],
+      [ownerId, String(ttlMs), String(limit), String(ttlMs + FENCE_TTL_EXTRA_MS)],
+    );
+    return lockAcquireResult(ACQUIRE_SEMAPHORE, reply);
+  }
+
+  async semaphoreExtend(resourceId: string, ownerId: string, ttlMs: number): Promise<boolean> {
+    assertTtlMs(ttlMs);
+    const reply = await this.runScript(
+      EXTEND_SEMAPHORE,
+      [this.keys.tagged('lock', resourceId, 's'), this.keys.tagged('lock', resourceId, 'f')],
+      [ownerId, String(ttlMs), String(ttlMs + FENCE_TTL_EXTRA_MS)],
+    );
+    return reply === 1;
+  }
+
+  async semaphoreRelease(resourceId: string, ownerId: string): Promise<boolean> {
+    const reply = await this.runScript(
+      RELEASE_SEMAPHORE,
+      [this.keys.tagged('lock', resourceId, 's')],
+      [ownerId],
+    );
+    return reply === 1;
+  }
+
   async health(): Promise<StoreHealth> {
     let nodes: StoreNodeHealth[];
     try {
@@ -1022,6 +1100,24 @@ export class RedisStore implements Store {
       'Redis connection lost; commands fail fast until it returns',
     );
   }
+}
+
+/** `{1, fencing token}` or `{0, ms left, holder label or holder count}` from an acquire script. */
+function lockAcquireResult(script: LuaScript, reply: unknown): LockAcquireResult {
+  if (!Array.isArray(reply)) throw unexpectedReply(script, reply);
+  const [acquired, value, extra] = reply as unknown[];
+  if (typeof value !== 'number') throw unexpectedReply(script, reply);
+  if (acquired === 1) return { acquired: true, fencingToken: value };
+  if (typeof extra === 'number') {
+    return { acquired: false, retryAfterMs: Math.max(0, value), holder: null, holders: extra };
+  }
+  const label = typeof extra === 'string' ? extra : '';
+  return {
+    acquired: false,
+    retryAfterMs: Math.max(0, value),
+    holder: label === '' ? null : label,
+    holders: 1,
+  };
 }
 
 function unexpectedReply(script: LuaScript, reply: unknown): StoreCommandError {

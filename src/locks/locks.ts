@@ -1,0 +1,457 @@
+/**
+ * Distributed locks and counting semaphores with fencing tokens: one PDF render per response at
+ * a time across every instance, one editor per form, at most N renders per organization.
+ *
+ * A lock lives on one Redis primary (standalone, the Sentinel primary, or the Cluster node that
+ * owns its slot) as `SET NX PX`-style state written by a script, with a 128-bit owner token of
+ * which only a hash is stored. Release and renewal compare the owner inside the script, so only
+ * the owner can do either. Every acquire returns a fencing token that grows with each new holder
+ * of the resource.
+ *
+ * What this protects: efficiency. Two instances do not start the same work at once, and a
+ * second request learns at once that the work is in progress (and for how long, for a 409 with
+ * `Retry-After`).
+ * What it does not protect on its own: correctness against a holder that paused (a GC pause, a
+ * stalled VM) past its TTL while another took over, or against a failover that lost the lock
+ * key (replication is asynchronous). For that, pass the fencing token to the store you write to
+ * and have it refuse tokens older than the newest it has seen (`... WHERE fence < $token`).
+ * gatehouse does not use Redlock: a majority of independent primaries still cannot stop a paused
+ * holder, costs several round trips, and needs several Redis deployments; fencing can.
+ */
+import { randomBytes } from 'node:crypto';
+
+import type { KeyRing } from '../crypto/keyring.js';
+import { LockHeldError, LockLostError, type LockLossReason } from '../errors.js';
+import type { LockAcquireResult, Store } from '../store/store.js';
+import { toMs, type Duration } from '../util/duration.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { decodeFixed, recordId } from '../util/tokens.js';
+import { requireText } from '../util/validate.js';
+
+export type LockAuditEvent =
+  | {
+      readonly type: 'lock.conflict';
+      /** Salted hash of the resource name (never the name: it may carry an id). */
+      readonly resourceHash: string;
+      readonly retryAfterMs: number;
+      readonly holders: number;
+    }
+  | {
+      readonly type: 'lock.lost';
+      readonly resourceHash: string;
+      readonly reason: LockLossReason;
+      readonly fencingToken: number;
+    };
+
+export interface LocksOptions {
+  /** Lock lifetime when a call gives none. Default 30s. */
+  readonly ttl?: Duration;
+  /** Longest `withLock` keeps renewing when a call gives no `maxHold`. Default 10m. */
+  readonly maxHold?: Duration;
+  readonly audit?: (event: LockAuditEvent) => void;
+  readonly logger?: Logger;
+}
+
+export interface AcquireOptions {
+  /** How long the lock lasts unless renewed. Default: the Locks `ttl`. */
+  readonly ttl?: Duration;
+  /**
+   * Most holders at once: 1 (the default) is a lock; more makes a counting semaphore ("at most 3
+   * renders per organization"). Use one limit per resource name: a lock and a semaphore on the
+   * same name are separate things.
+   */
+  readonly limit?: number;
+  /**
+   * A label shown to refused callers (locks only): an instance name or a session handle, at most
+   * 64 of A-Z a-z 0-9 . _ : - (no personal data: it is stored in Redis as given).
+   */
+  readonly holder?: string;
+}
+
+export interface WaitOptions extends AcquireOptions {
+  /** How long to keep trying while the resource is held. Default 0: one try. */
+  readonly wait?: Duration;
+  /** Stops waiting; the call then rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+export interface WithLockOptions extends WaitOptions {
+  /** Renewals stop after this long and the function's signal fires (`hold-limit`). Default: the Locks `maxHold`. */
+  readonly maxHold?: Duration;
+}
+
+/** The resource is held: by whom (locks with a holder label) and until when, unless renewed. */
+export interface LockRefusal {
+  readonly acquired: false;
+  /** Until the current lock (or the first semaphore place) expires: a `Retry-After` for a 409. */
+  readonly retryAfterMs: number;
+  readonly holder: string | null;
+  /** 1 for a lock; the places taken for a semaphore. */
+  readonly holders: number;
+}
+
+export interface LockContext {
+  /** Fires (with a LockLostError as its reason) when the lock is lost, or when the caller's signal fires. */
+  readonly signal: AbortSignal;
+  readonly fencingToken: number;
+  readonly lock: Lock;
+}
+
+export type LockExtension =
+  | {
+      readonly extended: true;
+      readonly expiresAtMs: number;
+      /** The lock's fencing token; null for a semaphore place. */
+      readonly fencingToken: number | null;
+    }
+  | { readonly extended: false };
+
+const TOKEN_BYTES = 16;
+/** base64url length of a 128-bit owner token. */
+export const LOCK_TOKEN_LENGTH = 22;
+const MAX_RESOURCE_LENGTH = 200;
+const MIN_TTL_MS = 10;
+const FIRST_BACKOFF_MS = 25;
+const MAX_BACKOFF_MS = 1000;
+
+/** A held lock or semaphore place. `token` is the owner's secret: whoever has it may renew and release. */
+export class Lock {
+  readonly acquired = true as const;
+  private expiresAt: number;
+
+  /** @internal Made by Locks. */
+  constructor(
+    private readonly locks: Locks,
+    readonly resource: string,
+    readonly token: string,
+    readonly fencingToken: number,
+    readonly limit: number,
+    expiresAtMs: number,
+  ) {
+    this.expiresAt = expiresAtMs;
+  }
+
+  /** When the lock expires unless renewed, on this process's clock (counted from before the request, so never late). */
+  get expiresAtMs(): number {
+    return this.expiresAt;
+  }
+
+  /** Renews the lock for `ttl` from now; false when it is no longer held by this owner. */
+  async extend(ttl?: Duration): Promise<boolean> {
+    const result = await this.locks.extend(this.resource, this.token, {
+      ...(ttl === undefined ? {} : { ttl }),
+      limit: this.limit,
+    });
+    if (result.extended) this.expiresAt = result.expiresAtMs;
+    return result.extended;
+  }
+
+  /** Frees the lock; false when it was already gone (released, expired, taken over): not an error. */
+  release(): Promise<boolean> {
+    return this.locks.release(this.resource, this.token, { limit: this.limit });
+  }
+}
+
+export class Locks {
+  private readonly defaultTtlMs: number;
+  private readonly defaultMaxHoldMs: number;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly store: Store,
+    private readonly keyRing: KeyRing,
+    private readonly options: LocksOptions = {},
+  ) {
+    this.defaultTtlMs = ttlOption('locks.ttl', options.ttl ?? '30s');
+    this.defaultMaxHoldMs = toMs('locks.maxHold', options.maxHold ?? '10m');
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /**
+   * One attempt: the lock (or a semaphore place), or a refusal saying for how long it is held.
+   * Fails with StoreUnavailableError while the store is down (fail closed: mutual exclusion
+   * cannot be promised without it). A call that timed out may still have taken the lock on the
+   * server; it then expires after its TTL.
+   */
+  async tryAcquire(resource: string, options: AcquireOptions = {}): Promise<Lock | LockRefusal> {
+    requireText('resource', resource, MAX_RESOURCE_LENGTH);
+    const ttlMs = options.ttl === undefined ? this.defaultTtlMs : ttlOption('ttl', options.ttl);
+    const limit = limitOption(options.limit);
+    if (options.holder !== undefined && limit !== 1) {
+      throw new TypeError('a holder label is for locks (limit 1) only');
+    }
+    const token = randomBytes(TOKEN_BYTES).toString('base64url');
+    const sentAtMs = Date.now();
+    const result: LockAcquireResult =
+      limit === 1
+        ? await this.store.lockAcquire(
+            this.resourceId(resource),
+            recordId(token),
+            ttlMs,
+            options.holder ?? '',
+          )
+        : await this.store.semaphoreAcquire(this.resourceId(resource), recordId(token), limit, ttlMs);
+    if (result.acquired) {
+      return new Lock(this, resource, token, result.fencingToken, limit, sentAtMs + ttlMs);
+    }
+    this.options.audit?.({
+      type: 'lock.conflict',
+      resourceHash: this.keyRing.auditHash(resource),
+      retryAfterMs: result.retryAfterMs,
+      holders: result.holders,
+    });
+    return {
+      acquired: false,
+      retryAfterMs: result.retryAfterMs,
+      holder: result.holder,
+      holders: result.holders,
+    };
+  }
+
+  /**
+   * Tries until the lock is taken or `wait` has passed, sleeping with jittered backoff between
+   * tries (never past the holder's expiry by much, never past the wait); returns the last
+   * refusal when time runs out. Rejects with the signal's reason when `signal` fires.
+   */
+  async acquire(resource: string, options: WaitOptions = {}): Promise<Lock | LockRefusal> {
+    const waitMs = toMs('wait', options.wait ?? 0);
+    const signal = options.signal;
+    signal?.throwIfAborted();
+    const deadline = Date.now() + waitMs;
+    let backoffMs = FIRST_BACKOFF_MS;
+    for (;;) {
+      const result = await this.tryAcquire(resource, options);
+      if (result.acquired) return result;
+      const leftMs = deadline - Date.now();
+      if (leftMs <= 0) return result;
+      const jittered = backoffMs * (0.5 + Math.random() / 2);
+      await sleep(Math.max(1, Math.min(jittered, result.retryAfterMs + 1, leftMs)), signal);
+      backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+    }
+  }
+
+  /**
+   * Renews a lock for its owner (`token` from the acquire) to `ttl` from now. Anyone else, an
+   * expired lock, or a malformed token: `{ extended: false }`, and nothing changes.
+   */
+  async extend(
+    resource: string,
+    token: string,
+    options: { ttl?: Duration; limit?: number } = {},
+  ): Promise<LockExtension> {
+    requireText('resource', resource, MAX_RESOURCE_LENGTH);
+    const ttlMs = options.ttl === undefined ? this.defaultTtlMs : ttlOption('ttl', options.ttl);
+    const limit = limitOption(options.limit);
+    if (!decodeFixed(token, LOCK_TOKEN_LENGTH)) return { extended: false };
+    const sentAtMs = Date.now();
+    if (limit === 1) {
+      const result = await this.store.lockExtend(this.resourceId(resource), recordId(token), ttlMs);
+      return result.extended
+        ? { extended: true, expiresAtMs: sentAtMs + ttlMs, fencingToken: result.fencingToken }
+        : { extended: false };
+    }
+    const extended = await this.store.semaphoreExtend(this.resourceId(resource), recordId(token), ttlMs);
+    return extended
+      ? { extended: true, expiresAtMs: sentAtMs + ttlMs, fencingToken: null }
+      : { extended: false };
+  }
+
+  /**
+   * Frees a lock for its owner. Releasing twice, after expiry, or with another's token is a
+   * reported no-op (false), not an error.
+   */
+  async release(resource: string, token: string, options: { limit?: number } = {}): Promise<boolean> {
+    requireText('resource', resource, MAX_RESOURCE_LENGTH);
+    const limit = limitOption(options.limit);
+    if (!decodeFixed(token, LOCK_TOKEN_LENGTH)) return false;
+    return limit === 1
+      ? this.store.lockRelease(this.resourceId(resource), recordId(token))
+      : this.store.semaphoreRelease(this.resourceId(resource), recordId(token));
+  }
+
+  /**
+   * Runs `fn` holding the lock: acquires (waiting up to `wait`), renews at a third of the TTL,
+   * and releases in `finally`. `fn` gets an AbortSignal that fires when the lock is lost (a
+   * renewal refused, the store unreachable until the TTL ran out, or `maxHold` reached) or when
+   * the caller's `signal` fires; `fn` should stop then. No timer outlives the call.
+   *
+   * Rejects with LockHeldError when the lock could not be taken, and with LockLostError when it
+   * was lost while `fn` ran, even if `fn` then finished: its work was not exclusive.
+   */
+  async withLock<T>(
+    resource: string,
+    fn: (context: LockContext) => Promise<T> | T,
+    options: WithLockOptions = {},
+  ): Promise<T> {
+    const ttlMs = options.ttl === undefined ? this.defaultTtlMs : ttlOption('ttl', options.ttl);
+    const maxHoldMs =
+      options.maxHold === undefined ? this.defaultMaxHoldMs : toMs('maxHold', options.maxHold);
+    const acquired = await this.acquire(resource, { ...options, ttl: ttlMs });
+    if (!acquired.acquired) {
+      throw new LockHeldError(
+        `resource ${this.keyRing.auditHash(resource)}`,
+        acquired.retryAfterMs,
+        acquired.holder,
+      );
+    }
+    const holding = new Holding(acquired, ttlMs, maxHoldMs, (reason) => {
+      this.logger.warn({ resourceHash: this.keyRing.auditHash(resource), reason }, 'lock lost');
+      this.options.audit?.({
+        type: 'lock.lost',
+        resourceHash: this.keyRing.auditHash(resource),
+        reason,
+        fencingToken: acquired.fencingToken,
+      });
+    });
+    const onCallerAbort = () => {
+      holding.controller.abort(options.signal?.reason);
+    };
+    options.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    if (options.signal?.aborted) onCallerAbort();
+    try {
+      let value: T;
+      try {
+        value = await fn({
+          signal: holding.controller.signal,
+          fencingToken: acquired.fencingToken,
+          lock: acquired,
+        });
+      } catch (error) {
+        throw holding.lost ?? error;
+      }
+      if (holding.lost) throw holding.lost;
+      return value;
+    } finally {
+      options.signal?.removeEventListener('abort', onCallerAbort);
+      await holding.stop();
+      await acquired.release().catch((error: unknown) => {
+        this.logger.warn(
+          { resourceHash: this.keyRing.auditHash(resource), error: String(error) },
+          'lock release failed; it expires by its TTL',
+        );
+      });
+    }
+  }
+
+  /** The resource as it appears in keys: an HMAC, so no id reaches Redis in clear. */
+  private resourceId(resource: string): string {
+    return this.keyRing.identifier('lock resource', resource, 22);
+  }
+}
+
+/**
+ * The renewal loop of one `withLock` call: renews at a third of the TTL, declares the lock lost
+ * when a renewal is refused, when the local estimate of its expiry passes without a successful
+ * renewal, or at the hold limit. Three timers at most, all cleared by `stop`.
+ */
+class Holding {
+  readonly controller = new AbortController();
+  lost: LockLostError | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private readonly holdTimer: NodeJS.Timeout;
+  private renewing: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly lock: Lock,
+    private readonly ttlMs: number,
+    maxHoldMs: number,
+    private readonly onLost: (reason: LockLossReason) => void,
+  ) {
+    this.holdTimer = setTimeout(() => {
+      this.lose('hold-limit', `the lock was held for its limit of ${String(maxHoldMs)} ms`);
+    }, maxHoldMs);
+    this.armExpiry();
+    this.scheduleRenewal(Math.max(1, Math.floor(ttlMs / 3)));
+  }
+
+  /** Stops renewing and waits for a renewal in flight, so nothing renews after the release. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.holdTimer);
+    await this.renewing;
+  }
+
+  private scheduleRenewal(delayMs: number): void {
+    if (this.stopped) return;
+    this.renewTimer = setTimeout(() => {
+      this.renewTimer = undefined;
+      this.renewing = this.renew().finally(() => {
+        this.renewing = undefined;
+      });
+    }, delayMs);
+  }
+
+  private async renew(): Promise<void> {
+    let extended: boolean;
+    try {
+      extended = await this.lock.extend(this.ttlMs);
+    } catch {
+      // The store did not answer: try again soon; the expiry timer decides when it is too late.
+      if (!this.stopped) {
+        const leftMs = this.lock.expiresAtMs - Date.now();
+        this.scheduleRenewal(Math.max(10, Math.min(Math.floor(this.ttlMs / 3), Math.floor(leftMs / 4))));
+      }
+      return;
+    }
+    if (this.stopped) return;
+    if (!extended) {
+      this.lose('not-held', 'the lock was taken over or expired: a renewal was refused');
+      return;
+    }
+    this.armExpiry();
+    this.scheduleRenewal(Math.max(1, Math.floor(this.ttlMs / 3)));
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(
+      () => {
+        this.lose('store-unavailable', 'the lock expired before the store confirmed a renewal');
+      },
+      Math.max(0, this.lock.expiresAtMs - Date.now()),
+    );
+  }
+
+  private lose(reason: LockLossReason, message: string): void {
+    if (this.lost || this.stopped) return;
+    this.lost = new LockLostError(reason, message);
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.holdTimer);
+    this.stopped = true;
+    this.onLost(reason);
+    this.controller.abort(this.lost);
+  }
+}
+
+function ttlOption(name: string, value: Duration): number {
+  const ms = toMs(name, value);
+  if (ms < MIN_TTL_MS) throw new RangeError(`${name} must be at least ${String(MIN_TTL_MS)} ms`);
+  return ms;
+}
+
+function limitOption(limit: number | undefined): number {
+  const value = limit ?? 1;
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new RangeError('limit must be an integer of at least 1');
+  return value;
+}
+
+/** Waits `ms`, or rejects with the signal's reason when it fires first; leaves no timer or listener behind. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
