@@ -7,7 +7,6 @@
  */
 import { randomUUID } from 'node:crypto';
 
-import { createClient } from 'redis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 
 import { KeyRing } from '../src/crypto/keyring.js';
@@ -15,6 +14,7 @@ import { RateLimits } from '../src/rate-limit/rate-limits.js';
 import { RedisStore } from '../src/store/redis.js';
 import { defineScript } from '../src/store/script.js';
 import { RedisServer } from '../test/harness/redis-server.js';
+import { benchClient } from './clients.js';
 import { interleave, type ThroughputResult } from './measure.js';
 
 export async function runRateLimitBench(options: {
@@ -27,8 +27,8 @@ export async function runRateLimitBench(options: {
     connection: { topology: 'standalone', host: '127.0.0.1', port: server.port },
     keyPrefix: 'gh',
   });
-  const raw = createClient({ socket: { host: '127.0.0.1', port: server.port }, disableOfflineQueue: true });
-  const flexibleClient = createClient({ socket: { host: '127.0.0.1', port: server.port } });
+  const raw = benchClient(server.port);
+  const flexibleClient = benchClient(server.port);
   try {
     await store.waitUntilReady(5000);
     await raw.connect();

@@ -21,6 +21,7 @@ import { RedisStore } from '../src/store/redis.js';
 import { defineScript } from '../src/store/script.js';
 import { sessionKeys } from '../src/store/session-keys.js';
 import { RedisServer } from '../test/harness/redis-server.js';
+import { benchClient } from './clients.js';
 import { interleave, type ThroughputResult } from './measure.js';
 
 const USER_AGENT =
@@ -45,8 +46,8 @@ export async function runSessionBench(options: {
   const server = await RedisServer.start({ name: 'bench' });
   const connection = { topology: 'standalone' as const, host: '127.0.0.1', port: server.port };
   const store = new RedisStore({ connection, keyPrefix: 'gh' });
-  const raw = createClient({ socket: { host: '127.0.0.1', port: server.port }, disableOfflineQueue: true });
-  const connectClient = createClient({ socket: { host: '127.0.0.1', port: server.port } });
+  const raw = benchClient(server.port);
+  const connectClient = benchClient(server.port);
   try {
     await store.waitUntilReady(5000);
     await raw.connect();

@@ -111,6 +111,17 @@ export function lockSuite(name: string, setup: () => Promise<SessionFixture>): v
       await stranger.release();
     });
 
+    it('gives a lock tried 50 times at once to exactly one caller', async () => {
+      const pdf = resource('race');
+      const tries = await Promise.all(Array.from({ length: 50 }, () => locks.tryAcquire(pdf, { ttl: '5s' })));
+      const winners = tries.filter((result) => result.acquired);
+      assert.equal(winners.length, 1);
+      const releases = await Promise.all(
+        tries.map((result) => (result.acquired ? result.release() : Promise.resolve(false))),
+      );
+      assert.deepEqual(releases.filter(Boolean), [true]);
+    });
+
     it('hands out fencing tokens that grow with every new holder', async () => {
       const form = resource('fence');
       const tokens: number[] = [];
@@ -269,12 +280,12 @@ export function lockSuite(name: string, setup: () => Promise<SessionFixture>): v
             (error: unknown) =>
               error instanceof LockHeldError && error.retryAfterMs > 0 && error.httpStatus === 409,
           );
-          await sleep(450); // three TTLs: only renewals keep it
+          await sleep(1300); // over three TTLs: only renewals keep it
           assert.equal(signal.aborted, false);
           assert.equal((await locks.tryAcquire(pdf)).acquired, false, 'still held after 3 TTLs');
           return fencingToken;
         },
-        { ttl: '150ms' },
+        { ttl: '400ms' },
       );
       assert.ok(value > 0);
       const after = await locks.tryAcquire(pdf);

@@ -70,7 +70,7 @@ describe('locks on a Redis that fails', () => {
     it(`leaves no timer behind: a process using withLock exits by itself (${where})`, async () => {
       const { stdout } = await run(process.execPath, ['--import', 'tsx', 'test/programs/locks-exit.ts'], {
         env: { ...process.env, REDIS_PORT: where === 'redis' ? String(redis.server.port) : '' },
-        timeout: 20_000,
+        timeout: 60_000,
       });
       assert.equal(stdout.trim(), 'succeeded,refused,threw,lost,aborted');
     });

@@ -15,6 +15,7 @@ import {
 } from './harness/topologies.js';
 import { memorySessionFixture, redisSessionFixture } from './harness/fixtures.js';
 import { KeyRing } from '../src/crypto/keyring.js';
+import { Locks } from '../src/locks/locks.js';
 import { RateLimits } from '../src/rate-limit/rate-limits.js';
 import { RedisStore } from '../src/store/redis.js';
 import { lockSuite } from './lock-suite.js';
@@ -59,6 +60,28 @@ describe('redis standalone', () => {
         decisions.map((decision) => decision.remaining),
         Array.from({ length: 150 }, (_, i) => (i < 75 ? 99 : 98)),
       );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('locks: acquires and releases made at once share script calls (INFO commandstats)', async () => {
+    const store = new RedisStore({ connection: redis.connection, keyPrefix: uniquePrefix() });
+    try {
+      await store.waitUntilReady(5000);
+      const locks = new Locks(store, KeyRing.random());
+      const before = await scriptCalls(admin);
+      const held = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => locks.tryAcquire(`pdf:${String(i)}`)),
+      );
+      const released = await Promise.all(
+        held.map((lock) => (lock.acquired ? lock.release() : Promise.resolve(false))),
+      );
+      assert.deepEqual(
+        released,
+        Array.from({ length: 40 }, () => true),
+      );
+      assert.equal(await scriptCalls(admin), before + 2, '40 acquires in one call, 40 releases in one');
     } finally {
       await store.close();
     }

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { RedisStore } from '../src/store/redis.js';
 import { definedScripts, luaScriptNames } from '../src/store/script.js';
+import { keySlot } from '../src/store/slot.js';
 import {
   adminClient,
   startCluster,
@@ -41,6 +42,21 @@ describe('redis cluster', () => {
   securitySuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
   rateLimitSuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
   lockSuite('redis cluster', () => redisSessionFixture(cluster.connection, admins));
+
+  it('computes hash slots as the cluster does (batches are grouped by slot)', async () => {
+    const keys = [
+      'foo',
+      'bar',
+      '123456789',
+      'gh:lock.v1:{AbC-_9}:m',
+      '{user1000}.following',
+      'a{}b',
+      '{}{x}',
+      'é{ü}',
+    ];
+    for (let i = 0; i < 50; i++) keys.push(`gh:lock.v1:{${String(Math.random()).slice(2)}}:f`);
+    for (const key of keys) assert.equal(keySlot(key), await admins[0]?.clusterKeySlot(key), key);
+  });
 
   // After every suite above ran on this cluster.
   it('spreads keys over the primaries and runs every shipped script there', async () => {

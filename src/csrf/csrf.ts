@@ -19,13 +19,11 @@
  * send same-origin requests), or attacks on safe methods (GET must not change state). Requests
  * authenticated by an `Authorization: Bearer` header carry no ambient credentials and are exempt.
  */
-import { randomBytes } from 'node:crypto';
-
 import type { KeyRing } from '../crypto/keyring.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
-import { decodeFixed, readUint48, recordId, writeUint48 } from '../util/tokens.js';
+import { decodeFixed, randomToken, readUint48, recordId, writeUint48 } from '../util/tokens.js';
 
 export type CsrfRefusal =
   | 'cross-site'
@@ -149,7 +147,7 @@ export class Csrf {
     const body = Buffer.alloc(BODY_BYTES);
     body[0] = VERSION;
     writeUint48(body, Date.now(), 1);
-    randomBytes(RANDOM_BYTES).copy(body, 7);
+    randomToken(RANDOM_BYTES).copy(body, 7);
     const token = Buffer.concat([
       body,
       this.keyRing.sign('csrf', macData(session.handle, body), MAC_BYTES),

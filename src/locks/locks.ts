@@ -18,14 +18,12 @@
  * gatehouse does not use Redlock: a majority of independent primaries still cannot stop a paused
  * holder, costs several round trips, and needs several Redis deployments; fencing can.
  */
-import { randomBytes } from 'node:crypto';
-
 import type { KeyRing } from '../crypto/keyring.js';
 import { LockHeldError, LockLostError, type LockLossReason } from '../errors.js';
 import type { LockAcquireResult, Store } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { decodeFixed, recordId } from '../util/tokens.js';
+import { decodeFixed, randomToken, recordId } from '../util/tokens.js';
 import { requireText } from '../util/validate.js';
 
 export type LockAuditEvent =
@@ -114,6 +112,12 @@ const MIN_TTL_MS = 10;
 const FIRST_BACKOFF_MS = 25;
 const MAX_BACKOFF_MS = 1000;
 
+/** What a Lock needs from Locks: renew and release by the ids it was acquired with. */
+interface LockOperations {
+  extend(ttlMs: number): Promise<LockExtension>;
+  release(): Promise<boolean>;
+}
+
 /** A held lock or semaphore place. `token` is the owner's secret: whoever has it may renew and release. */
 export class Lock {
   readonly acquired = true as const;
@@ -121,11 +125,13 @@ export class Lock {
 
   /** @internal Made by Locks. */
   constructor(
-    private readonly locks: Locks,
+    private readonly operations: LockOperations,
     readonly resource: string,
     readonly token: string,
     readonly fencingToken: number,
     readonly limit: number,
+    /** The TTL it was acquired with, and renews to by default. */
+    readonly ttlMs: number,
     expiresAtMs: number,
   ) {
     this.expiresAt = expiresAtMs;
@@ -136,19 +142,16 @@ export class Lock {
     return this.expiresAt;
   }
 
-  /** Renews the lock for `ttl` from now; false when it is no longer held by this owner. */
+  /** Renews the lock for `ttl` (default: its acquire TTL) from now; false when it is no longer this owner's. */
   async extend(ttl?: Duration): Promise<boolean> {
-    const result = await this.locks.extend(this.resource, this.token, {
-      ...(ttl === undefined ? {} : { ttl }),
-      limit: this.limit,
-    });
+    const result = await this.operations.extend(ttl === undefined ? this.ttlMs : ttlOption('ttl', ttl));
     if (result.extended) this.expiresAt = result.expiresAtMs;
     return result.extended;
   }
 
   /** Frees the lock; false when it was already gone (released, expired, taken over): not an error. */
   release(): Promise<boolean> {
-    return this.locks.release(this.resource, this.token, { limit: this.limit });
+    return this.operations.release();
   }
 }
 
@@ -180,19 +183,20 @@ export class Locks {
     if (options.holder !== undefined && limit !== 1) {
       throw new TypeError('a holder label is for locks (limit 1) only');
     }
-    const token = randomBytes(TOKEN_BYTES).toString('base64url');
+    const token = randomToken(TOKEN_BYTES).toString('base64url');
+    const resourceId = this.resourceId(resource);
+    const ownerId = recordId(token);
     const sentAtMs = Date.now();
     const result: LockAcquireResult =
       limit === 1
-        ? await this.store.lockAcquire(
-            this.resourceId(resource),
-            recordId(token),
-            ttlMs,
-            options.holder ?? '',
-          )
-        : await this.store.semaphoreAcquire(this.resourceId(resource), recordId(token), limit, ttlMs);
+        ? await this.store.lockAcquire(resourceId, ownerId, ttlMs, options.holder ?? '')
+        : await this.store.semaphoreAcquire(resourceId, ownerId, limit, ttlMs);
     if (result.acquired) {
-      return new Lock(this, resource, token, result.fencingToken, limit, sentAtMs + ttlMs);
+      const operations: LockOperations = {
+        extend: (extendTtlMs) => this.extendIds(resourceId, ownerId, extendTtlMs, limit),
+        release: () => this.releaseIds(resourceId, ownerId, limit),
+      };
+      return new Lock(operations, resource, token, result.fencingToken, limit, ttlMs, sentAtMs + ttlMs);
     }
     this.options.audit?.({
       type: 'lock.conflict',
@@ -243,17 +247,7 @@ export class Locks {
     const ttlMs = options.ttl === undefined ? this.defaultTtlMs : ttlOption('ttl', options.ttl);
     const limit = limitOption(options.limit);
     if (!decodeFixed(token, LOCK_TOKEN_LENGTH)) return { extended: false };
-    const sentAtMs = Date.now();
-    if (limit === 1) {
-      const result = await this.store.lockExtend(this.resourceId(resource), recordId(token), ttlMs);
-      return result.extended
-        ? { extended: true, expiresAtMs: sentAtMs + ttlMs, fencingToken: result.fencingToken }
-        : { extended: false };
-    }
-    const extended = await this.store.semaphoreExtend(this.resourceId(resource), recordId(token), ttlMs);
-    return extended
-      ? { extended: true, expiresAtMs: sentAtMs + ttlMs, fencingToken: null }
-      : { extended: false };
+    return this.extendIds(this.resourceId(resource), recordId(token), ttlMs, limit);
   }
 
   /**
@@ -264,9 +258,32 @@ export class Locks {
     requireText('resource', resource, MAX_RESOURCE_LENGTH);
     const limit = limitOption(options.limit);
     if (!decodeFixed(token, LOCK_TOKEN_LENGTH)) return false;
+    return this.releaseIds(this.resourceId(resource), recordId(token), limit);
+  }
+
+  private async extendIds(
+    resourceId: string,
+    ownerId: string,
+    ttlMs: number,
+    limit: number,
+  ): Promise<LockExtension> {
+    const sentAtMs = Date.now();
+    if (limit === 1) {
+      const result = await this.store.lockExtend(resourceId, ownerId, ttlMs);
+      return result.extended
+        ? { extended: true, expiresAtMs: sentAtMs + ttlMs, fencingToken: result.fencingToken }
+        : { extended: false };
+    }
+    const extended = await this.store.semaphoreExtend(resourceId, ownerId, ttlMs);
+    return extended
+      ? { extended: true, expiresAtMs: sentAtMs + ttlMs, fencingToken: null }
+      : { extended: false };
+  }
+
+  private releaseIds(resourceId: string, ownerId: string, limit: number): Promise<boolean> {
     return limit === 1
-      ? this.store.lockRelease(this.resourceId(resource), recordId(token))
-      : this.store.semaphoreRelease(this.resourceId(resource), recordId(token));
+      ? this.store.lockRelease(resourceId, ownerId)
+      : this.store.semaphoreRelease(resourceId, ownerId);
   }
 
   /**

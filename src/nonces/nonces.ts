@@ -14,13 +14,11 @@
  * What it does not stop: a client that fetched a valid nonce submitting once, automated or not
  * (pair it with rate limits), or a nonce stolen from the page before its first use.
  */
-import { randomBytes } from 'node:crypto';
-
 import type { KeyRing } from '../crypto/keyring.js';
 import type { Store } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { requireText } from '../util/validate.js';
-import { decodeFixed, readUint48, recordId, writeUint48 } from '../util/tokens.js';
+import { decodeFixed, randomToken, readUint48, recordId, writeUint48 } from '../util/tokens.js';
 
 export type NonceRefusal = 'malformed' | 'invalid' | 'expired' | 'used';
 
@@ -78,7 +76,7 @@ export class Nonces {
     const body = Buffer.alloc(BODY_BYTES);
     body[0] = VERSION;
     writeUint48(body, expiresAtMs, 1);
-    randomBytes(RANDOM_BYTES).copy(body, 7);
+    randomToken(RANDOM_BYTES).copy(body, 7);
     const nonce = Buffer.concat([
       body,
       this.keyRing.sign('nonce', macData(purpose, body), MAC_BYTES),

@@ -15,7 +15,7 @@
  * periodic flush. The idle deadline is therefore enforced from the last write, at most one
  * touch interval earlier than the strict deadline: on the safe side.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
 import type { KeyRing } from '../crypto/keyring.js';
 import { StoreUnavailableError } from '../errors.js';
@@ -28,6 +28,7 @@ import {
   type StoredSession,
 } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
+import { randomToken } from '../util/tokens.js';
 import type { DurableSession, SqlSessionRepository } from './repository.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -317,7 +318,7 @@ export class Sessions {
       d: input.data ?? null,
     };
     const uid = this.userPseudonym(input.userId);
-    const token = uid + randomBytes(SECRET_BYTES).toString('base64url');
+    const token = uid + randomToken(SECRET_BYTES).toString('base64url');
     const ref = { uid, tokenHash: tokenHashOf(token) };
     const { session, evicted } = await this.storeCall(() =>
       this.store.sessionCreate(ref, this.seal(ref, payload), this.limits),
@@ -554,7 +555,7 @@ export class Sessions {
     const ref = refFromToken(token);
     if (!current || !ref) return null;
     const payload = this.payloadOf(current);
-    const newToken = ref.uid + randomBytes(SECRET_BYTES).toString('base64url');
+    const newToken = ref.uid + randomToken(SECRET_BYTES).toString('base64url');
     const newRef = { uid: ref.uid, tokenHash: tokenHashOf(newToken) };
     this.buffered.delete(handleOf(ref));
     this.uncache(handleOf(ref));

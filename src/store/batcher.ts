@@ -85,3 +85,22 @@ export class Batcher<In, Out> {
     );
   }
 }
+
+/**
+ * One Batcher per group (on Redis Cluster, per hash slot: a script may only touch keys of one
+ * slot), made on first use. There are at most as many groups as slots.
+ */
+export class GroupedBatcher<In, Out> {
+  private readonly groups = new Map<string | number, Batcher<In, Out>>();
+
+  constructor(private readonly options: BatcherOptions<In, Out>) {}
+
+  add(group: string | number, input: In): Promise<Out> {
+    let batcher = this.groups.get(group);
+    if (!batcher) {
+      batcher = new Batcher(this.options);
+      this.groups.set(group, batcher);
+    }
+    return batcher.add(input);
+  }
+}

@@ -13,7 +13,7 @@ import { createClient, createCluster, createSentinel, ErrorReply, RESP_TYPES } f
 
 import { GatehouseError, StoreCommandError, StorePermissionError, StoreUnavailableError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { Batcher } from './batcher.js';
+import { Batcher, GroupedBatcher } from './batcher.js';
 import { KeySpace } from './keys.js';
 import type {
   ClusterOptions,
@@ -22,6 +22,7 @@ import type {
   StandaloneOptions,
 } from './options.js';
 import { defineScript, type LuaScript } from './script.js';
+import { keySlot } from './slot.js';
 import { decodeSessionValue, encodeSessionValue, sessionKey, sessionKeys, userKeys } from './session-keys.js';
 import {
   assertLockArguments,
@@ -419,9 +420,9 @@ const BEGIN_IDEMPOTENT = defineScript('beginIdempotent', 1);
 const COMPLETE_IDEMPOTENT = defineScript('completeIdempotent', 1);
 const ABANDON_IDEMPOTENT = defineScript('abandonIdempotent', 1);
 const CHECK_RATE_LIMITS = defineScript('checkRateLimits', 'variadic');
-const ACQUIRE_LOCK = defineScript('acquireLock', 2);
-const EXTEND_LOCK = defineScript('extendLock', 2);
-const RELEASE_LOCK = defineScript('releaseLock', 1);
+const ACQUIRE_LOCKS = defineScript('acquireLocks', 'variadic');
+const EXTEND_LOCKS = defineScript('extendLocks', 'variadic');
+const RELEASE_LOCKS = defineScript('releaseLocks', 'variadic');
 const ACQUIRE_SEMAPHORE = defineScript('acquireSemaphore', 2);
 const EXTEND_SEMAPHORE = defineScript('extendSemaphore', 2);
 const RELEASE_SEMAPHORE = defineScript('releaseSemaphore', 1);
@@ -433,6 +434,18 @@ const RELEASE_SEMAPHORE = defineScript('releaseSemaphore', 1);
  */
 const RATE_LIMIT_BATCH_CHECKS = 64;
 const RATE_LIMIT_BATCH_KEYS = 256;
+
+/** Lock calls of one turn of the event loop share a script call per hash slot, up to this many. */
+const LOCK_BATCH_CALLS = 64;
+
+/** One lock operation as the batch scripts take it. */
+interface LockCall {
+  readonly lockKey: string;
+  readonly lastKey: string;
+  readonly ownerId: string;
+  readonly ttlMs: number;
+  readonly holder: string;
+}
 
 interface RateLimitResult {
   readonly admitted: boolean;
@@ -479,6 +492,10 @@ export class RedisStore implements Store {
     maxWeight: RATE_LIMIT_BATCH_KEYS,
     weigh: (rules) => rules.length,
   });
+
+  private readonly lockAcquires = this.lockBatcher((calls) => this.acquireLockBatch(calls));
+  private readonly lockExtends = this.lockBatcher((calls) => this.extendLockBatch(calls));
+  private readonly lockReleases = this.lockBatcher((calls) => this.releaseLockBatch(calls));
 
   constructor(options: RedisStoreOptions) {
     this.mode = options.connection.topology;
@@ -810,6 +827,11 @@ export class RedisStore implements Store {
     });
   }
 
+  /**
+   * Lock calls made in the same turn of the event loop go to Redis together, one script call per
+   * operation and hash slot, which handles them one after the other: the results of one call
+   * each, for a fraction of the cost per call.
+   */
   async lockAcquire(
     resourceId: string,
     ownerId: string,
@@ -817,31 +839,105 @@ export class RedisStore implements Store {
     holder: string,
   ): Promise<LockAcquireResult> {
     assertLockArguments(ttlMs, holder);
-    const reply = await this.runScript(
-      ACQUIRE_LOCK,
-      [this.keys.tagged('lock', resourceId, 'm'), this.keys.tagged('lock', resourceId, 'f')],
-      [ownerId, String(ttlMs), holder, String(ttlMs + FENCE_TTL_EXTRA_MS)],
-    );
-    return lockAcquireResult(ACQUIRE_LOCK, reply);
+    return this.addLockCall(this.lockAcquires, resourceId, ownerId, ttlMs, holder);
   }
 
   async lockExtend(resourceId: string, ownerId: string, ttlMs: number): Promise<LockExtendResult> {
     assertTtlMs(ttlMs);
-    const reply = await this.runScript(
-      EXTEND_LOCK,
-      [this.keys.tagged('lock', resourceId, 'm'), this.keys.tagged('lock', resourceId, 'f')],
-      [ownerId, String(ttlMs), String(ttlMs + FENCE_TTL_EXTRA_MS)],
-    );
-    if (!Array.isArray(reply)) throw unexpectedReply(EXTEND_LOCK, reply);
-    const [extended, fencingToken] = reply as unknown[];
-    if (extended !== 1) return { extended: false };
-    if (typeof fencingToken !== 'number') throw unexpectedReply(EXTEND_LOCK, reply);
-    return { extended: true, fencingToken };
+    return this.addLockCall(this.lockExtends, resourceId, ownerId, ttlMs, '');
   }
 
-  async lockRelease(resourceId: string, ownerId: string): Promise<boolean> {
-    const reply = await this.runScript(RELEASE_LOCK, [this.keys.tagged('lock', resourceId, 'm')], [ownerId]);
-    return reply === 1;
+  lockRelease(resourceId: string, ownerId: string): Promise<boolean> {
+    return this.addLockCall(this.lockReleases, resourceId, ownerId, 1, '');
+  }
+
+  private addLockCall<Out>(
+    batcher: GroupedBatcher<LockCall, Out>,
+    resourceId: string,
+    ownerId: string,
+    ttlMs: number,
+    holder: string,
+  ): Promise<Out> {
+    const lockKey = this.keys.tagged('lock', resourceId, 'm');
+    const call = { lockKey, lastKey: this.keys.tagged('lock', resourceId, 'f'), ownerId, ttlMs, holder };
+    // Only Cluster restricts a script to one slot; elsewhere every call may share a batch.
+    return batcher.add(this.mode === 'cluster' ? keySlot(lockKey) : 0, call);
+  }
+
+  private lockBatcher<Out>(
+    run: (calls: readonly LockCall[]) => Promise<Out[]>,
+  ): GroupedBatcher<LockCall, Out> {
+    return new GroupedBatcher<LockCall, Out>({
+      run,
+      maxCalls: LOCK_BATCH_CALLS,
+      maxWeight: LOCK_BATCH_CALLS,
+      weigh: () => 1,
+    });
+  }
+
+  private async acquireLockBatch(calls: readonly LockCall[]): Promise<LockAcquireResult[]> {
+    const reply = await this.runScript(
+      ACQUIRE_LOCKS,
+      calls.flatMap((call) => [call.lockKey, call.lastKey]),
+      [
+        String(calls.length),
+        ...calls.flatMap((call) => [
+          call.ownerId,
+          String(call.ttlMs),
+          call.holder,
+          String(call.ttlMs + FENCE_TTL_EXTRA_MS),
+        ]),
+      ],
+    );
+    if (!Array.isArray(reply) || reply.length !== 3 * calls.length)
+      throw unexpectedReply(ACQUIRE_LOCKS, reply);
+    const values = reply as unknown[];
+    return calls.map((_, i): LockAcquireResult => {
+      const [acquired, value, holder] = values.slice(3 * i, 3 * i + 3);
+      if (typeof value !== 'number') throw unexpectedReply(ACQUIRE_LOCKS, reply);
+      if (acquired === 1) return { acquired: true, fencingToken: value };
+      const label = typeof holder === 'string' ? holder : '';
+      return {
+        acquired: false,
+        retryAfterMs: Math.max(0, value),
+        holder: label === '' ? null : label,
+        holders: 1,
+      };
+    });
+  }
+
+  private async extendLockBatch(calls: readonly LockCall[]): Promise<LockExtendResult[]> {
+    const reply = await this.runScript(
+      EXTEND_LOCKS,
+      calls.flatMap((call) => [call.lockKey, call.lastKey]),
+      [
+        String(calls.length),
+        ...calls.flatMap((call) => [
+          call.ownerId,
+          String(call.ttlMs),
+          String(call.ttlMs + FENCE_TTL_EXTRA_MS),
+        ]),
+      ],
+    );
+    if (!Array.isArray(reply) || reply.length !== 2 * calls.length)
+      throw unexpectedReply(EXTEND_LOCKS, reply);
+    const values = reply as unknown[];
+    return calls.map((_, i): LockExtendResult => {
+      const fencingToken = values[2 * i + 1];
+      if (values[2 * i] !== 1) return { extended: false };
+      if (typeof fencingToken !== 'number') throw unexpectedReply(EXTEND_LOCKS, reply);
+      return { extended: true, fencingToken };
+    });
+  }
+
+  private async releaseLockBatch(calls: readonly LockCall[]): Promise<boolean[]> {
+    const reply = await this.runScript(
+      RELEASE_LOCKS,
+      calls.map((call) => call.lockKey),
+      calls.map((call) => call.ownerId),
+    );
+    if (!Array.isArray(reply) || reply.length !== calls.length) throw unexpectedReply(RELEASE_LOCKS, reply);
+    return (reply as unknown[]).map((value) => value === 1);
   }
 
   async semaphoreAcquire(

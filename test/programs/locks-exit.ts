@@ -28,9 +28,9 @@ await locks.withLock(
     } catch (error) {
       if (error instanceof LockHeldError) outcomes.push('refused');
     }
-    await new Promise((resolve) => setTimeout(resolve, 250)); // renews meanwhile
+    await new Promise((resolve) => setTimeout(resolve, 700)); // renews meanwhile
   },
-  { ttl: '150ms' },
+  { ttl: '600ms' },
 );
 try {
   await locks.withLock(resource, () => {
