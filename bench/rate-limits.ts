@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { createClient } from 'redis';
 
 import { KeyRing } from '../src/crypto/keyring.js';
 import { RateLimits } from '../src/rate-limit/rate-limits.js';
@@ -15,7 +16,7 @@ import { RedisStore } from '../src/store/redis.js';
 import { defineScript } from '../src/store/script.js';
 import { RedisServer } from '../test/harness/redis-server.js';
 import { benchClient } from './clients.js';
-import { interleave, type ThroughputResult } from './measure.js';
+import { interleave, redisCpuMs, type ThroughputResult } from './measure.js';
 
 export async function runRateLimitBench(options: {
   rounds: number;
@@ -29,10 +30,14 @@ export async function runRateLimitBench(options: {
   });
   const raw = benchClient(server.port);
   const flexibleClient = benchClient(server.port);
+  // The same peer as its users run it by default: node-redis's 5 s command timeout (one
+  // AbortSignal timer per command), the protection gatehouse gets from its deadline sweeper.
+  const flexibleDefaultClient = createClient({ socket: { host: '127.0.0.1', port: server.port } });
   try {
     await store.waitUntilReady(5000);
     await raw.connect();
     await flexibleClient.connect();
+    await flexibleDefaultClient.connect();
     const keyRing = KeyRing.random();
     // A limit no contender reaches during the run: every call is an admitted, charged check.
     const limits = new RateLimits(store, keyRing, { policies: { api: '100000000/1m' } });
@@ -55,6 +60,14 @@ export async function runRateLimitBench(options: {
       keyPrefix: 'rlflx',
     });
 
+    const flexibleDefault = new RateLimiterRedis({
+      storeClient: flexibleDefaultClient,
+      useRedisPackage: true,
+      points: 100_000_000,
+      duration: 60,
+      keyPrefix: 'rlflxd',
+    });
+
     // Repeat offenders: subjects already refused, answered from the blocked cache.
     const strict = new RateLimits(store, keyRing, { policies: { auth: '1/1h' } });
     const offenders = subjects.slice(0, 100);
@@ -72,21 +85,28 @@ export async function runRateLimitBench(options: {
       },
       { name: 'rate-limiter-flexible consume', op: (i: number) => flexible.consume(at(subjects, i)) },
     ];
+    const defaultClient = {
+      name: 'rate-limiter-flexible consume, node-redis default command timeout',
+      op: (i: number) => flexibleDefault.consume(at(subjects, i)),
+    };
     const throughput = await interleave(
       [
         ...charged,
+        defaultClient,
         {
           name: 'gatehouse repeat refusal (blocked cache)',
           op: (i) => strict.check({ auth: at(offenders, i) }),
         },
       ],
       options,
+      () => redisCpuMs(() => raw.info('cpu')),
     );
     const oneInFlight = await interleave(charged, { ...options, concurrency: 1 });
     return { throughput, oneInFlight };
   } finally {
     raw.destroy();
     flexibleClient.destroy();
+    flexibleDefaultClient.destroy();
     await store.close();
     await server.destroy();
   }
