@@ -1,0 +1,167 @@
+/**
+ * gatehouse for Fastify 5: a plugin that attaches the session to every request
+ * (`request.session`, typed) and applies each route's `config.gatehouse` requirements: session,
+ * roles, rate limits, CSRF, nonces and locks. It only translates between Fastify and HttpGuard,
+ * where every decision is made.
+ *
+ * ```ts
+ * await app.register(gatehouseFastify, { sessions, csrf, rateLimits, nonces, locks });
+ * app.get('/api/v1/me', { config: { gatehouse: { session: 'required', rateLimit: 'api' } } }, (request) => ({
+ *   user: request.session?.userId,
+ * }));
+ * ```
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
+
+import { refusalForError, type HttpRefusal } from '../http/envelope.js';
+import {
+  HttpGuard,
+  type Authentication,
+  type HttpGuardOptions,
+  type HttpRequestView,
+  type RouteRequirements,
+} from '../http/guard.js';
+import type { Lock } from '../locks/locks.js';
+import type { Session } from '../sessions/sessions.js';
+import type { Duration } from '../util/duration.js';
+
+/** A route's `config.gatehouse`. */
+export interface FastifyRouteGuard extends RouteRequirements {
+  /** Spend a single-use nonce before the handler: 409 `NONCE_INVALID` when it is not good. */
+  readonly nonce?: {
+    readonly purpose: (request: FastifyRequest) => string;
+    /** Where the nonce is. Default: the body's `nonce` field. */
+    readonly from?: (request: FastifyRequest) => unknown;
+  };
+  /** Hold a lock while the handler runs: 409 `LOCKED` with `Retry-After` when another holds it. */
+  readonly lock?: {
+    readonly resource: (request: FastifyRequest) => string;
+    /** Must cover the handler: the lock is not renewed. Default: the Locks `ttl`. */
+    readonly ttl?: Duration;
+    readonly wait?: Duration;
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's session, or null. */
+    session: Session | null;
+    /** How the request was authenticated. */
+    gatehouseAuth: Authentication | null;
+    /** The lock taken for the route (`config.gatehouse.lock`), with its fencing token. */
+    gatehouseLock: Lock | null;
+  }
+  interface FastifyContextConfig {
+    gatehouse?: FastifyRouteGuard;
+  }
+  interface FastifyInstance {
+    gatehouse: HttpGuard;
+  }
+}
+
+export type GatehouseFastifyOptions = HttpGuardOptions;
+
+function view(request: FastifyRequest): HttpRequestView {
+  return {
+    method: request.method,
+    header: (name) => {
+      const value = request.headers[name];
+      return Array.isArray(value) ? value[0] : value;
+    },
+    socketAddress: request.socket.remoteAddress,
+  };
+}
+
+function send(reply: FastifyReply, refused: HttpRefusal): void {
+  void reply.code(refused.status).headers(refused.headers).send(refused.body);
+}
+
+function bodyNonce(request: FastifyRequest): unknown {
+  const body: unknown = request.body;
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>).nonce : undefined;
+}
+
+function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions): Promise<void> {
+  const guard = new HttpGuard(options);
+  app.decorate('gatehouse', guard);
+  app.decorateRequest('session', null);
+  app.decorateRequest('gatehouseAuth', null);
+  app.decorateRequest('gatehouseLock', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    let refused: HttpRefusal | null;
+    try {
+      const requestView = view(request);
+      const auth = await guard.authenticate(requestView);
+      request.session = auth.session;
+      request.gatehouseAuth = auth;
+      const checked = await guard.checkRoute(requestView, auth, request.routeOptions.config.gatehouse ?? {});
+      reply.headers(checked.headers);
+      refused = checked.refusal;
+    } catch (error) {
+      request.log.error({ err: error }, 'gatehouse could not check the request');
+      refused = refusalForError(error);
+    }
+    // Fastify stops here only when an async hook that replied returns the reply.
+    if (refused) {
+      send(reply, refused);
+      return reply;
+    }
+    return undefined;
+  });
+
+  app.addHook('preHandler', async (request, reply) => {
+    const route = request.routeOptions.config.gatehouse;
+    if (!route?.nonce && !route?.lock) return undefined;
+    let refused: HttpRefusal | null = null;
+    try {
+      if (route.nonce) {
+        const nonce = route.nonce.from ? route.nonce.from(request) : bodyNonce(request);
+        refused = await guard.consumeNonce(route.nonce.purpose(request), nonce);
+      }
+      if (!refused && route.lock) {
+        const taken = await guard.acquireLock(route.lock.resource(request), route.lock);
+        refused = taken.refusal;
+        request.gatehouseLock = taken.lock;
+      }
+    } catch (error) {
+      request.log.error({ err: error }, 'gatehouse could not check the request');
+      refused = refusalForError(error);
+    }
+    // Fastify stops here only when an async hook that replied returns the reply.
+    if (refused) {
+      send(reply, refused);
+      return reply;
+    }
+    return undefined;
+  });
+
+  app.addHook('onResponse', async (request) => {
+    const lock = request.gatehouseLock;
+    if (!lock) return;
+    request.gatehouseLock = null;
+    await lock.release().catch((error: unknown) => {
+      request.log.warn({ err: error }, 'gatehouse could not release a lock; it expires by its TTL');
+    });
+  });
+  return Promise.resolve();
+}
+
+/** The plugin: `app.register(gatehouseFastify, { sessions, csrf, rateLimits, nonces, locks })`. */
+export const gatehouseFastify = fastifyPlugin(gatehousePlugin, { fastify: '5.x', name: 'gatehouse' });
+export default gatehouseFastify;
+
+export {
+  HttpGuard,
+  type Authentication,
+  type HttpGuardOptions,
+  type RouteRequirements,
+} from '../http/guard.js';
+export {
+  refusal,
+  refusalForError,
+  type ErrorEnvelope,
+  type HttpErrorCode,
+  type HttpRefusal,
+} from '../http/envelope.js';

@@ -1,0 +1,272 @@
+/**
+ * Every HTTP-level security decision the framework adapters need, framework-neutral: which
+ * session a request carries and how, whether it may proceed (session, roles, CSRF, rate limits,
+ * nonces, locks), and the headers that go with the answer (session cookie, `Cache-Control`,
+ * `Clear-Site-Data`, rate-limit headers). The adapters only translate requests and replies to
+ * and from these calls; nothing in them decides.
+ */
+import type { Csrf } from '../csrf/csrf.js';
+import type { Lock, Locks } from '../locks/locks.js';
+import type { Nonces } from '../nonces/nonces.js';
+import type { RateLimits } from '../rate-limit/rate-limits.js';
+import type { Session, Sessions } from '../sessions/sessions.js';
+import type { SessionEndReason } from '../store/store.js';
+import { toMs, type Duration } from '../util/duration.js';
+import { clientIp } from './client-ip.js';
+import { clearedSessionCookie, readCookie, sessionCookie, sessionCookieName } from './cookies.js';
+import { refusal, type HttpRefusal } from './envelope.js';
+
+/** What the guard reads from a request. Header names are lower-case. */
+export interface HttpRequestView {
+  readonly method: string;
+  header(name: string): string | undefined;
+  /** The socket's peer address. */
+  readonly socketAddress: string | undefined;
+}
+
+export interface HttpGuardOptions {
+  readonly sessions: Sessions;
+  readonly csrf?: Csrf;
+  readonly rateLimits?: RateLimits;
+  readonly nonces?: Nonces;
+  readonly locks?: Locks;
+  /** `false` only for plain-HTTP development (cookie without `Secure` or `__Host-`). Default true. */
+  readonly secureCookies?: boolean;
+  /** Proxies in front of the service whose `X-Forwarded-For` entries are believed (`true` = 1). Default none. */
+  readonly trustProxy?: number | boolean;
+}
+
+/** How a request is authenticated. */
+export interface Authentication {
+  readonly session: Session | null;
+  /** Where the session came from: a bearer token, the session cookie, or nowhere. */
+  readonly via: 'bearer' | 'cookie' | null;
+  /** Why a presented token was not accepted, when the store knows (limit, timeout, ...). */
+  readonly endReason: SessionEndReason | null;
+  /** Whether the request presented a token at all. */
+  readonly presented: boolean;
+}
+
+/** Per-route requirements, as the adapters take them. */
+export interface RouteRequirements {
+  /** `required`: 401 without a valid session. Default: the session is attached when present. */
+  readonly session?: 'required' | 'optional';
+  /** The session must carry at least one of these roles (implies a required session). */
+  readonly roles?: readonly string[];
+  /** CSRF check of cookie-authenticated unsafe requests. Default true; set false only with a reason. */
+  readonly csrf?: boolean;
+  /** Rate-limit policies for the route: charged per user when authenticated, else per client IP. */
+  readonly rateLimit?: string | readonly string[];
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+const END_MESSAGES: Readonly<Record<SessionEndReason, string>> = {
+  'evicted-limit': 'The session was ended for the session limit.',
+  'expired-idle': 'The session timed out after inactivity.',
+  'expired-absolute': 'The session reached its maximum lifetime.',
+  revoked: 'The session was ended.',
+  rotated: 'The session was replaced by a newer one.',
+};
+
+const CLEAR_SITE_DATA = '"cache", "cookies", "storage"';
+
+export class HttpGuard {
+  readonly secureCookies: boolean;
+  private readonly trustProxy: number;
+
+  constructor(private readonly options: HttpGuardOptions) {
+    this.secureCookies = options.secureCookies ?? true;
+    const trust = options.trustProxy ?? 0;
+    this.trustProxy = trust === true ? 1 : trust === false ? 0 : trust;
+    if (!Number.isSafeInteger(this.trustProxy) || this.trustProxy < 0 || this.trustProxy > 16) {
+      throw new TypeError('trustProxy must be true, false or a number of proxies from 0 to 16');
+    }
+  }
+
+  /** The name of the session cookie (`__Host-gh_session` when secure). */
+  get cookieName(): string {
+    return sessionCookieName(this.secureCookies);
+  }
+
+  /**
+   * Finds the request's session. An `Authorization` header decides alone when present (a bearer
+   * request is never also cookie-authenticated, so the CSRF exemption of bearers cannot be
+   * borrowed by a cookie); otherwise the session cookie. A store outage throws (answer 503).
+   */
+  async authenticate(request: HttpRequestView): Promise<Authentication> {
+    const authorization = request.header('authorization');
+    let token: string | undefined;
+    let via: Authentication['via'];
+    if (authorization !== undefined) {
+      const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
+      token = match?.[1];
+      via = 'bearer';
+    } else {
+      token = readCookie(request.header('cookie'), this.cookieName);
+      via = 'cookie';
+    }
+    if (token === undefined || token === '') {
+      return { session: null, via: null, endReason: null, presented: authorization !== undefined };
+    }
+    const result = await this.options.sessions.validateWithReason(token);
+    if (!result.session) return { session: null, via: null, endReason: result.reason, presented: true };
+    return { session: result.session, via, endReason: null, presented: true };
+  }
+
+  /**
+   * The route's checks that need no body, in order: session and roles (401, 403), rate limits
+   * (429, charged only for requests that got that far), CSRF (403). Returns the headers to send
+   * in any case (`Cache-Control: no-store` when authenticated, rate-limit headers) and the first
+   * refusal, if any.
+   */
+  async checkRoute(
+    request: HttpRequestView,
+    auth: Authentication,
+    route: RouteRequirements,
+  ): Promise<{ headers: Record<string, string>; refusal: HttpRefusal | null }> {
+    const headers: Record<string, string> = auth.session ? this.authenticatedHeaders() : {};
+    const denied =
+      route.roles !== undefined
+        ? this.requireRoles(auth, route.roles)
+        : route.session === 'required'
+          ? this.requireSession(auth)
+          : null;
+    if (denied) return { headers, refusal: denied };
+    if (route.rateLimit !== undefined) {
+      const limited = await this.rateLimit(request, auth, route.rateLimit);
+      Object.assign(headers, limited.headers);
+      if (limited.refusal) return { headers, refusal: limited.refusal };
+    }
+    if (route.csrf !== false) {
+      const forged = await this.checkCsrf(request, auth);
+      if (forged) return { headers, refusal: forged };
+    }
+    return { headers, refusal: null };
+  }
+
+  /** 401 unless authenticated, saying why a presented session is gone when that is known. */
+  requireSession(auth: Authentication): HttpRefusal | null {
+    if (auth.session) return null;
+    const message = auth.endReason ? END_MESSAGES[auth.endReason] : 'Sign in first.';
+    return refusal('UNAUTHENTICATED', message);
+  }
+
+  /** 401 without a session; 403 unless the session has at least one of `roles`. */
+  requireRoles(auth: Authentication, roles: readonly string[]): HttpRefusal | null {
+    const missing = this.requireSession(auth);
+    if (missing) return missing;
+    if (roles.length === 0 || roles.some((role) => auth.session?.roles.includes(role) === true)) return null;
+    return refusal('FORBIDDEN', 'You may not do this.');
+  }
+
+  /**
+   * CSRF for cookie-authenticated unsafe requests: origin checks, then the `X-CSRF-Token`
+   * header (see Csrf). Safe methods, bearer requests and anonymous requests pass: there is no
+   * ambient credential to ride on.
+   */
+  async checkCsrf(request: HttpRequestView, auth: Authentication): Promise<HttpRefusal | null> {
+    if (SAFE_METHODS.has(request.method.toUpperCase())) return null;
+    if (auth.via !== 'cookie' || !auth.session) return null;
+    const csrf = this.options.csrf;
+    if (!csrf) throw new TypeError('CSRF checks need a Csrf instance in the gatehouse options');
+    const result = await csrf.verify(auth.session, request.header('x-csrf-token'), {
+      method: request.method,
+      secFetchSite: request.header('sec-fetch-site'),
+      origin: request.header('origin'),
+      referer: request.header('referer'),
+      authorization: request.header('authorization'),
+    });
+    return result.ok ? null : refusal('CSRF_INVALID', 'The request failed the CSRF check.');
+  }
+
+  /**
+   * Charges the route's policies: per user when authenticated, else per client IP. Returns the
+   * headers to send either way, and a refusal (429 `RATE_LIMITED` with `Retry-After`, or 503
+   * while Redis is down under a `closed` policy).
+   */
+  async rateLimit(
+    request: HttpRequestView,
+    auth: Authentication,
+    policies: string | readonly string[],
+  ): Promise<{ headers: Record<string, string>; refusal: HttpRefusal | null }> {
+    const rateLimits = this.options.rateLimits;
+    if (!rateLimits) throw new TypeError('rate limits need a RateLimits instance in the gatehouse options');
+    const subject = auth.session ? `user:${auth.session.userId}` : `ip:${this.clientIp(request)}`;
+    const names = typeof policies === 'string' ? [policies] : policies;
+    const decision = await rateLimits.check(Object.fromEntries(names.map((name) => [name, subject])));
+    const headers = rateLimits.headers(decision);
+    if (decision.allowed) return { headers, refusal: null };
+    if (decision.reason === 'store-unavailable') {
+      return {
+        headers,
+        refusal: refusal(
+          'SERVICE_UNAVAILABLE',
+          'Rate limits cannot be checked right now; try again shortly.',
+          {
+            'Retry-After': headers['Retry-After'] ?? '1',
+          },
+        ),
+      };
+    }
+    return { headers, refusal: refusal('RATE_LIMITED', 'Too many requests; try again later.') };
+  }
+
+  /** Spends a single-use nonce for `purpose`: 409 `NONCE_INVALID` when missing, used, expired or foreign. */
+  async consumeNonce(purpose: string, nonce: unknown): Promise<HttpRefusal | null> {
+    const nonces = this.options.nonces;
+    if (!nonces) throw new TypeError('nonces need a Nonces instance in the gatehouse options');
+    const result = await nonces.consume(purpose, nonce);
+    return result.ok
+      ? null
+      : refusal('NONCE_INVALID', 'The form token is missing, used, expired or not for this form.');
+  }
+
+  /** Takes the route's lock, or 409 `LOCKED` with `Retry-After` while another request holds it. */
+  async acquireLock(
+    resource: string,
+    options: { ttl?: Duration; wait?: Duration } = {},
+  ): Promise<{ lock: Lock; refusal: null } | { lock: null; refusal: HttpRefusal }> {
+    const locks = this.options.locks;
+    if (!locks) throw new TypeError('locks need a Locks instance in the gatehouse options');
+    const result = await locks.acquire(resource, {
+      ...(options.ttl === undefined ? {} : { ttl: toMs('lock ttl', options.ttl) }),
+      ...(options.wait === undefined ? {} : { wait: options.wait }),
+    });
+    if (result.acquired) return { lock: result, refusal: null };
+    return {
+      lock: null,
+      refusal: refusal('LOCKED', 'Another request is working on this; try again later.', {
+        'Retry-After': String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))),
+      }),
+    };
+  }
+
+  /** Headers for every response to an authenticated request: nothing personal in shared caches. */
+  authenticatedHeaders(): Record<string, string> {
+    return { 'Cache-Control': 'no-store' };
+  }
+
+  /** `Set-Cookie` for a new session (after sign-in or rotation). */
+  sessionCookie(token: string, session: Session): string {
+    return sessionCookie(token, session.absoluteExpiresAtMs, this.secureCookies);
+  }
+
+  /**
+   * Ends the request's session everywhere and returns the headers that clear it in the browser:
+   * the cookie (for cookie sessions) and `Clear-Site-Data`.
+   */
+  async signOut(auth: Authentication): Promise<Record<string, string>> {
+    if (auth.session) await this.options.sessions.revoke(auth.session.handle);
+    return {
+      'Set-Cookie': clearedSessionCookie(this.secureCookies),
+      'Clear-Site-Data': CLEAR_SITE_DATA,
+      'Cache-Control': 'no-store',
+    };
+  }
+
+  /** The client IP: the socket's peer, or the trusted proxies' view of it (see clientIp). */
+  clientIp(request: HttpRequestView): string {
+    return clientIp(request.socketAddress, request.header('x-forwarded-for'), this.trustProxy);
+  }
+}
