@@ -26,6 +26,22 @@ function withFailingRenewals(store: Store): Store {
   });
 }
 
+/** A store whose lock acquires answer only after `delayMs`. */
+function withSlowAcquires(store: Store, delayMs: number): Store {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      const method = (value as (...a: unknown[]) => unknown).bind(target);
+      if (property !== 'lockAcquire') return method;
+      return async (...args: unknown[]) => {
+        await sleep(delayMs);
+        return method(...args);
+      };
+    },
+  });
+}
+
 /** The promise's error, or null when it fulfils: for outcomes awaited later. */
 function settled(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -346,6 +362,15 @@ export function lockSuite(name: string, setup: () => Promise<SessionFixture>): v
         locks.acquire(form, { signal: AbortSignal.abort(new Error('already')) }),
         /already/,
       );
+      // The signal fires while a try is still waiting for the store: the wait stops at once.
+      const slowLocks = new Locks(withSlowAcquires(store, 50), keyRing);
+      const aborting = new AbortController();
+      setTimeout(() => {
+        aborting.abort(new Error('gone'));
+      }, 10);
+      const abortedAt = Date.now();
+      await assert.rejects(slowLocks.acquire(form, { wait: '10s', signal: aborting.signal }), /gone/);
+      assert.ok(Date.now() - abortedAt < 1000, 'stopped when the try came back, not after the wait');
 
       const waiter = locks.acquire(form, { wait: '5s', ttl: '5s' });
       await sleep(30);

@@ -226,6 +226,8 @@ export class Locks {
     for (;;) {
       const result = await this.tryAcquire(resource, options);
       if (result.acquired) return result;
+      // The signal may have fired while the store answered: stop now, not after the wait.
+      signal?.throwIfAborted();
       const leftMs = deadline - Date.now();
       if (leftMs <= 0) return result;
       const jittered = backoffMs * (0.5 + Math.random() / 2);
@@ -461,6 +463,10 @@ function limitOption(limit: number | undefined): number {
 /** Waits `ms`, or rejects with the signal's reason when it fires first; leaves no timer or listener behind. */
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal?.reason as Error);
