@@ -1,7 +1,9 @@
 /**
  * The HTTP conformance suite for each adapter, on standalone Redis and on Cluster.
  */
-import { after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { after, before, describe, it } from 'node:test';
 
 import { RedisStore } from '../src/store/redis.js';
 import {
@@ -11,9 +13,17 @@ import {
   type Cluster,
   type Standalone,
 } from './harness/topologies.js';
-import { conformanceSuite } from './http/conformance-suite.js';
+import { conformanceSuite, type AppBuilder } from './http/conformance-suite.js';
+import { express4, expressApp } from './http/express-app.js';
 import { fastifyApp } from './http/fastify-app.js';
+import express from 'express';
 import type { RedisConnectionOptions } from '../src/store/options.js';
+
+const FRAMEWORKS: [string, AppBuilder][] = [
+  ['fastify 5', fastifyApp],
+  ['express 5', expressApp(express)],
+  ['express 4', expressApp(express4)],
+];
 
 function storeOn(connection: () => RedisConnectionOptions) {
   return () => {
@@ -33,11 +43,12 @@ describe('http adapters on redis standalone', () => {
   after(async () => {
     await redis.destroy();
   });
-  conformanceSuite(
-    'fastify 5, standalone',
-    fastifyApp,
-    storeOn(() => redis.connection),
-  );
+  for (const [name, build] of FRAMEWORKS)
+    conformanceSuite(
+      `${name}, standalone`,
+      build,
+      storeOn(() => redis.connection),
+    );
 });
 
 describe('http adapters on redis cluster', () => {
@@ -48,9 +59,18 @@ describe('http adapters on redis cluster', () => {
   after(async () => {
     await cluster.destroy();
   });
-  conformanceSuite(
-    'fastify 5, cluster',
-    fastifyApp,
-    storeOn(() => cluster.connection),
-  );
+  for (const [name, build] of FRAMEWORKS)
+    conformanceSuite(
+      `${name}, cluster`,
+      build,
+      storeOn(() => cluster.connection),
+    );
+});
+
+it('runs the suite on Fastify 5, Express 5 and Express 4 (the versions installed)', () => {
+  const require = createRequire(import.meta.url);
+  const version = (name: string) => (require(`${name}/package.json`) as { version: string }).version;
+  assert.match(version('fastify'), /^5\./);
+  assert.match(version('express'), /^5\./);
+  assert.match(version('express4'), /^4\./);
 });
