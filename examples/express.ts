@@ -26,7 +26,7 @@ const app = express();
 app.use(express.json(), gh.authenticate());
 
 // Replace the body check with your own authentication (password, SSO, passkey).
-app.post('/signin', gh.protect({ rateLimit: 'auth' }), (req, res, next) => {
+app.post('/signin', gh.protect({ rateLimit: { auth: 'ip' } }), (req, res, next) => {
   const { userId } = req.body as { userId: string };
   sessions
     .create({ userId, ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null })

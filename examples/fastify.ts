@@ -23,7 +23,7 @@ await app.register(gatehouseFastify, {
 });
 
 // Replace the body check with your own authentication (password, SSO, passkey).
-app.post('/signin', { config: { gatehouse: { rateLimit: 'auth' } } }, async (request, reply) => {
+app.post('/signin', { config: { gatehouse: { rateLimit: { auth: 'ip' } } } }, async (request, reply) => {
   const { userId } = request.body as { userId: string };
   const { token, session } = await sessions.create({
     userId,

@@ -5,7 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { KeyRing } from '../src/crypto/keyring.js';
 import { StoreUnavailableError } from '../src/errors.js';
+import { HttpGuard, type HttpRequestView } from '../src/http/guard.js';
+import { RateLimits } from '../src/rate-limit/rate-limits.js';
+import { Sessions } from '../src/sessions/sessions.js';
+import { MemoryStore } from '../src/store/memory.js';
 import { clientIp } from '../src/http/client-ip.js';
 import { clearedSessionCookie, readCookie, sessionCookie } from '../src/http/cookies.js';
 import { refusalForError } from '../src/http/envelope.js';
@@ -22,6 +27,9 @@ describe('client IP', () => {
     assert.equal(clientIp('10.0.0.2', 'forged, 198.51.100.1, 10.0.0.1', 2), '198.51.100.1');
     assert.equal(clientIp('10.0.0.2', '198.51.100.1', 3), '198.51.100.1', 'fewer entries: the leftmost');
     assert.equal(clientIp('10.0.0.1', 'not-an-ip', 1), '10.0.0.1', 'garbage falls back to the peer');
+    assert.equal(clientIp('10.0.0.1', '198.51.100.1:51234', 1), '198.51.100.1', 'a port is not the address');
+    assert.equal(clientIp('10.0.0.1', '[2001:db8::7]:443', 1), '2001:db8::7');
+    assert.equal(clientIp('10.0.0.1', '2001:db8::7', 1), '2001:db8::7');
   });
 });
 
@@ -54,5 +62,30 @@ describe('error mapping', () => {
     const bug = refusalForError(new Error('secret detail'));
     assert.equal(bug.status, 500);
     assert.doesNotMatch(JSON.stringify(bug.body), /secret detail/);
+  });
+});
+
+describe('HttpGuard rate-limit subjects', () => {
+  it('charges per client IP when asked, whatever session the request presents', async () => {
+    const store = new MemoryStore();
+    const keyRing = KeyRing.random();
+    const sessions = new Sessions(store, keyRing);
+    const guard = new HttpGuard({
+      sessions,
+      rateLimits: new RateLimits(store, keyRing, { policies: { auth: '2/1m' } }),
+    });
+    const request: HttpRequestView = { method: 'POST', header: () => undefined, socketAddress: '192.0.2.9' };
+    const remaining: number[] = [];
+    for (const userId of ['a', 'b', 'c']) {
+      const { session } = await sessions.create({ userId });
+      const auth = { session, via: 'bearer' as const, endReason: null, presented: true };
+      const result = await guard.rateLimit(request, auth, { auth: 'ip' });
+      remaining.push(result.refusal ? -1 : Number(result.headers['X-RateLimit-Remaining']));
+    }
+    assert.deepEqual(remaining, [1, 0, -1], 'three users, one address: the third is refused');
+    const anonymous = { session: null, via: null, endReason: null, presented: false };
+    await assert.rejects(guard.rateLimit(request, anonymous, { auth: 'everyone' } as never), TypeError);
+    await sessions.close();
+    await store.close();
   });
 });

@@ -26,6 +26,15 @@ function withFailingRenewals(store: Store): Store {
   });
 }
 
+/** A signal that fires right after the current turn: while an acquire is on its way to the store. */
+function abortedSoon(): AbortSignal {
+  const controller = new AbortController();
+  queueMicrotask(() => {
+    controller.abort(new Error('the caller left'));
+  });
+  return controller.signal;
+}
+
 /** A store whose lock acquires answer only after `delayMs`. */
 function withSlowAcquires(store: Store, delayMs: number): Store {
   return new Proxy(store, {
@@ -385,6 +394,35 @@ export function lockSuite(name: string, setup: () => Promise<SessionFixture>): v
       await assert.rejects(locks.tryAcquire('x'.repeat(201)), TypeError);
       await assert.rejects(locks.tryAcquire(resource('bad'), { ttl: '5ms' }), RangeError);
       await assert.rejects(locks.tryAcquire(resource('bad'), { ttl: 'soon' }), TypeError);
+      await assert.rejects(
+        locks.tryAcquire(resource('bad'), { ttl: '30d' }),
+        RangeError,
+        'past a Node timer',
+      );
+      await assert.rejects(
+        locks.withLock(resource('bad'), () => 1, { maxHold: '30d' }),
+        RangeError,
+      );
+      await assert.rejects(
+        locks.withLock(resource('bad'), () => 1, { maxHold: 0 }),
+        RangeError,
+      );
+      let ran = false;
+      const gone = resource('gone');
+      await assert.rejects(
+        locks.withLock(
+          gone,
+          () => {
+            ran = true;
+          },
+          { signal: abortedSoon() },
+        ),
+        /left/,
+      );
+      assert.equal(ran, false, 'a caller that gave up while the lock was taken gets nothing run');
+      const free = await locks.tryAcquire(gone);
+      assert.ok(free.acquired, 'and the lock was handed back');
+      await free.release();
       await assert.rejects(locks.tryAcquire(resource('bad'), { limit: 0 }), RangeError);
       await assert.rejects(locks.tryAcquire(resource('bad'), { holder: 'has space' }), TypeError);
       await assert.rejects(locks.tryAcquire(resource('bad'), { holder: 'a@b.example' }), TypeError);

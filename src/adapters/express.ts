@@ -50,14 +50,28 @@ export interface GatehouseExpressOptions extends HttpGuardOptions {
 
 export interface GatehouseExpress {
   readonly guard: HttpGuard;
-  /** Attaches `req.session` to every request (401s are for `protect`). */
-  authenticate(): RequestHandler;
+  /**
+   * Attaches `req.session` to every request (401s are for `protect`) and checks CSRF on every
+   * cookie-authenticated unsafe request (403 `CSRF_INVALID`); `{ csrf: false }` leaves that to
+   * `protect()` on each route.
+   */
+  authenticate(options?: { csrf?: boolean }): RequestHandler;
   /** A route's requirements: session or roles (401, 403), rate limits (429), CSRF (403). */
   protect(requirements?: RouteRequirements): RequestHandler;
   /** Spends a single-use nonce (default: `req.body.nonce`): 409 `NONCE_INVALID` when it is not good. */
   nonce(purpose: (req: Request) => string, from?: (req: Request) => unknown): RequestHandler;
-  /** Holds a lock until the response is sent: 409 `LOCKED` with `Retry-After` when another holds it. */
+  /**
+   * Holds a lock until the handler has answered (`res.end`), even when the client leaves first:
+   * 409 `LOCKED` with `Retry-After` when another holds it. Mount it before `nonce()`, so that a
+   * request refused for the lock keeps its nonce.
+   */
   lock(resource: (req: Request) => string, options?: { ttl?: Duration; wait?: Duration }): RequestHandler;
+  /**
+   * An error middleware answering with the envelope: 503 for store outages, 409 LOCKED for a held
+   * `withLock`, 400/413 for bodies express.json() refused, and a 500 that says nothing about the
+   * cause (logged). Mount it last.
+   */
+  errorHandler(): (error: unknown, req: Request, res: Response, next: NextFunction) => void;
   /** Sets the session cookie for a new session (after sign-in or rotation). */
   setSessionCookie(res: Response, token: string, session: Session): void;
   /** Ends the request's session everywhere and clears it in the browser (cookie, Clear-Site-Data). */
@@ -88,11 +102,17 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
   const guard = new HttpGuard(options);
   const logger = options.logger ?? createConsoleLogger('warn');
 
-  /** Runs an async middleware body; any error becomes the envelope (503 for store outages). */
-  function handler(body: (req: Request, res: Response) => Promise<HttpRefusal | null>): RequestHandler {
+  /**
+   * Runs an async middleware body; any error becomes the envelope (503 for store outages). The
+   * body answers a refusal to send, null to go on, or 'stop' when there is no one to answer.
+   */
+  function handler(
+    body: (req: Request, res: Response) => Promise<HttpRefusal | null | 'stop'>,
+  ): RequestHandler {
     return (req: Request, res: Response, next: NextFunction) => {
       body(req, res).then(
         (refused) => {
+          if (refused === 'stop') return;
           if (refused) send(res, refused);
           else next();
         },
@@ -104,6 +124,9 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
     };
   }
 
+  /** Requests whose CSRF check already ran (in `authenticate()`), so `protect()` does not repeat it. */
+  const csrfChecked = new WeakSet<Request>();
+
   async function authenticated(req: Request): Promise<Authentication> {
     if (req.gatehouseAuth) return req.gatehouseAuth;
     const auth = await guard.authenticate(view(req));
@@ -114,15 +137,22 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
 
   return {
     guard,
-    authenticate: () =>
+    authenticate: (authenticateOptions = {}) =>
       handler(async (req) => {
-        await authenticated(req);
-        return null;
+        const auth = await authenticated(req);
+        // Every cookie-authenticated unsafe request is checked here, so a route without
+        // `protect()` is not left open to CSRF.
+        if (authenticateOptions.csrf === false) return null;
+        csrfChecked.add(req);
+        return guard.checkCsrf(view(req), auth);
       }),
     protect: (requirements = {}) =>
       handler(async (req, res) => {
         const auth = await authenticated(req);
-        const checked = await guard.checkRoute(view(req), auth, requirements);
+        const checked = await guard.checkRoute(view(req), auth, {
+          ...requirements,
+          csrf: requirements.csrf !== false && !csrfChecked.has(req),
+        });
         res.set(checked.headers);
         return checked.refusal;
       }),
@@ -133,7 +163,6 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
         const taken = await guard.acquireLock(resource(req), lockOptions);
         if (taken.refusal) return taken.refusal;
         const lock = taken.lock;
-        req.gatehouseLock = lock;
         let released = false;
         const release = () => {
           if (released) return;
@@ -145,10 +174,31 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
             );
           });
         };
-        res.once('finish', release);
-        res.once('close', release);
+        // The client left while the lock was being taken: give it back and do nothing more.
+        if (req.socket.destroyed || res.destroyed) {
+          release();
+          return 'stop';
+        }
+        req.gatehouseLock = lock;
+        // Released when the handler has answered: `res.end` is its last step, and a client that
+        // leaves early ('close') does not free the lock while the handler still works.
+        const end = res.end.bind(res) as (...args: unknown[]) => Response;
+        res.end = ((...args: unknown[]) => {
+          const result = end(...args);
+          release();
+          return result;
+        }) as Response['end'];
         return null;
       }),
+    errorHandler: () => (error: unknown, req: Request, res: Response, next: NextFunction) => {
+      if (res.headersSent) {
+        next(error);
+        return;
+      }
+      const refused = refusalForError(error);
+      if (refused.status >= 500) logger.error({ error: String(error) }, 'request failed');
+      send(res, refused);
+    },
     setSessionCookie: (res, token, session) => {
       res.append('Set-Cookie', guard.sessionCookie(token, session));
     },

@@ -116,14 +116,15 @@ function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions)
     if (!route?.nonce && !route?.lock) return undefined;
     let refused: HttpRefusal | null = null;
     try {
-      if (route.nonce) {
-        const nonce = route.nonce.from ? route.nonce.from(request) : bodyNonce(request);
-        refused = await guard.consumeNonce(route.nonce.purpose(request), nonce);
-      }
-      if (!refused && route.lock) {
+      // The lock first: a request refused for the lock must not have spent its nonce.
+      if (route.lock) {
         const taken = await guard.acquireLock(route.lock.resource(request), route.lock);
         refused = taken.refusal;
         request.gatehouseLock = taken.lock;
+      }
+      if (!refused && route.nonce) {
+        const nonce = route.nonce.from ? route.nonce.from(request) : bodyNonce(request);
+        refused = await guard.consumeNonce(route.nonce.purpose(request), nonce);
       }
     } catch (error) {
       request.log.error({ err: error }, 'gatehouse could not check the request');
@@ -137,15 +138,34 @@ function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions)
     return undefined;
   });
 
-  app.addHook('onResponse', async (request) => {
+  // The handler has answered (or failed) when onSend runs, also after the client went away,
+  // when onResponse never comes. The lock is released once the response is out (streams
+  // included), or at once when there is no one left to send it to.
+  app.addHook('onSend', async (request, reply, payload) => {
     const lock = request.gatehouseLock;
-    if (!lock) return;
+    if (!lock) return payload;
     request.gatehouseLock = null;
-    await lock.release().catch((error: unknown) => {
-      request.log.warn({ err: error }, 'gatehouse could not release a lock; it expires by its TTL');
-    });
+    const release = () => {
+      lock.release().catch((error: unknown) => {
+        request.log.warn({ err: error }, 'gatehouse could not release a lock; it expires by its TTL');
+      });
+    };
+    if (request.raw.destroyed || reply.raw.destroyed) release();
+    else reply.raw.once('close', release);
+    return payload;
   });
   return Promise.resolve();
+}
+
+/**
+ * An error handler answering with the envelope: 503 for store outages, 409 LOCKED for a held
+ * `withLock`, 400/413 for bodies Fastify refused, and a 500 that says nothing about the cause
+ * (logged). `app.setErrorHandler(gatehouseErrorHandler)`.
+ */
+export function gatehouseErrorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const refused = refusalForError(error);
+  if (refused.status >= 500) request.log.error({ err: error }, 'request failed');
+  send(reply, refused);
 }
 
 /** The plugin: `app.register(gatehouseFastify, { sessions, csrf, rateLimits, nonces, locks })`. */

@@ -1,11 +1,11 @@
 /**
  * CSRF protection in three layers, for cookie-authenticated requests with unsafe methods.
  *
- * 1. Fetch Metadata: `Sec-Fetch-Site` must be `same-origin` (or `none`, a navigation the user
- *    started); `cross-site` is refused, `same-site` too unless allowed (a sibling subdomain is
- *    not the service).
- * 2. Where browsers send no Fetch Metadata: `Origin` (or else `Referer`) must be the service's own
- *    origin or a trusted one; `Origin: null` counts as cross-origin; neither header is refused.
+ * 1. Fetch Metadata: `Sec-Fetch-Site` must be `same-origin`; `cross-site` and `none` are
+ *    refused, `same-site` too unless allowed (a sibling subdomain is not the service).
+ * 2. Where browsers send no Fetch Metadata: `Origin` must be the service's own origin or a
+ *    trusted one; `Origin: null` counts as cross-origin; neither header is refused (a `Referer`
+ *    alone is not enough).
  * 3. A synchronizer token per session (`X-CSRF-Token`): 128 random bits and the time it was
  *    issued, MAC'd with the session's handle under the key ring, so it verifies with the key
  *    alone (also while Redis is down) and dies with the session (a rotated session has a new
@@ -46,7 +46,6 @@ export interface CsrfRequest {
   readonly method: string;
   readonly secFetchSite?: string | null | undefined;
   readonly origin?: string | null | undefined;
-  readonly referer?: string | null | undefined;
   readonly authorization?: string | null | undefined;
 }
 
@@ -120,7 +119,8 @@ export class Csrf {
       return { ok: true, exempt: 'bearer' };
     const site = request.secFetchSite?.trim().toLowerCase();
     if (site) {
-      if (site === 'same-origin' || site === 'none') return { ok: true };
+      // `none` (a user-initiated request) is refused too: no page of ours sends an unsafe one.
+      if (site === 'same-origin') return { ok: true };
       if (site === 'same-site' && this.options.allowSameSite === true) return { ok: true };
       return this.refuse(site === 'same-site' ? 'same-site' : 'cross-site');
     }
@@ -129,9 +129,8 @@ export class Csrf {
       if (origin === 'null') return this.refuse('null-origin');
       return this.allowedOrigins.has(originOf(origin) ?? '') ? { ok: true } : this.refuse('foreign-origin');
     }
-    const referer = request.referer?.trim();
-    if (referer)
-      return this.allowedOrigins.has(originOf(referer) ?? '') ? { ok: true } : this.refuse('foreign-origin');
+    // Neither header: refused. A Referer is not enough (it can be stripped or rewritten by
+    // policies and proxies, and the contract asks for Fetch Metadata or Origin).
     return this.refuse('missing-origin');
   }
 

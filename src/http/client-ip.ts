@@ -24,8 +24,15 @@ export function clientIp(
   return normalize(chain[index] ?? '') ?? peer;
 }
 
-/** The address without an IPv4-mapped IPv6 prefix; null when it is not an IP address. */
+/**
+ * The address without a port (`1.2.3.4:5678`, `[2001:db8::1]:443`, as some proxies write them)
+ * or an IPv4-mapped IPv6 prefix; null when it is not an IP address.
+ */
 function normalize(address: string): string | null {
-  const plain = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  let plain = address;
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(plain);
+  if (bracketed?.[1]) plain = bracketed[1];
+  else if (/^[\d.]+:\d+$/.test(plain)) plain = plain.slice(0, plain.lastIndexOf(':'));
+  if (plain.startsWith('::ffff:') && isIP(plain.slice(7)) === 4) plain = plain.slice(7);
   return isIP(plain) === 0 ? null : plain;
 }

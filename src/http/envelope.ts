@@ -3,7 +3,7 @@
  * `{"success": false, "error": {"code", "message"}}`. Adapters answer with these; the decisions
  * that lead to them are made in HttpGuard.
  */
-import { GatehouseError, StorePermissionError, StoreUnavailableError } from '../errors.js';
+import { LockHeldError, StorePermissionError, StoreUnavailableError } from '../errors.js';
 
 export const HTTP_ERROR_STATUS = {
   VALIDATION_ERROR: 400,
@@ -43,9 +43,11 @@ export function refusal(
 }
 
 /**
- * The refusal for an error thrown while guarding a request: Redis not answering (or not
- * permitting) is 503 SERVICE_UNAVAILABLE with `Retry-After: 1`; anything else is a 500 whose
- * message says nothing about the cause (it goes to the log, not to the client).
+ * The refusal for an error thrown while guarding or handling a request: Redis not answering (or
+ * not permitting) is 503 SERVICE_UNAVAILABLE with `Retry-After: 1`; a held lock (withLock) is 409
+ * LOCKED with `Retry-After`; a body the framework could not parse is 400 VALIDATION_ERROR, or 413
+ * PAYLOAD_TOO_LARGE; anything else is a 500 whose message says nothing about the cause (that
+ * goes to the log, never to the client).
  */
 export function refusalForError(error: unknown): HttpRefusal {
   if (error instanceof StoreUnavailableError || error instanceof StorePermissionError) {
@@ -57,8 +59,22 @@ export function refusalForError(error: unknown): HttpRefusal {
       },
     );
   }
-  if (error instanceof GatehouseError && error.httpStatus === 409 && error.code === 'GH_ERR_LOCK_HELD') {
-    return refusal('LOCKED', 'The resource is locked by another request.');
+  if (error instanceof LockHeldError) {
+    return refusal('LOCKED', 'Another request is working on this; try again later.', {
+      'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))),
+    });
   }
+  const status = frameworkStatus(error);
+  if (status === 413) return refusal('PAYLOAD_TOO_LARGE', 'The request body is too large.');
+  if (status === 404) return refusal('NOT_FOUND', 'Not found.');
+  if (status !== undefined) return refusal('VALIDATION_ERROR', 'The request is malformed.');
   return refusal('INTERNAL_ERROR', 'Internal error.');
+}
+
+/** The status a framework put on a client error (Fastify's `statusCode`, body-parser's `status`). */
+function frameworkStatus(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { statusCode, status } = error as { statusCode?: unknown; status?: unknown };
+  const value = typeof statusCode === 'number' ? statusCode : typeof status === 'number' ? status : undefined;
+  return value !== undefined && value >= 400 && value < 500 ? value : undefined;
 }

@@ -55,9 +55,17 @@ export interface RouteRequirements {
   readonly roles?: readonly string[];
   /** CSRF check of cookie-authenticated unsafe requests. Default true; set false only with a reason. */
   readonly csrf?: boolean;
-  /** Rate-limit policies for the route: charged per user when authenticated, else per client IP. */
-  readonly rateLimit?: string | readonly string[];
+  /**
+   * Rate-limit policies for the route. A name alone is charged per user when the request is
+   * authenticated, else per client IP; `{ auth: 'ip' }` charges per client IP always (sign-in,
+   * sign-up and public routes: a caller must not get a fresh allowance by presenting another
+   * session), `{ pdf: 'user' }` per user (per IP for anonymous requests).
+   */
+  readonly rateLimit?: RateLimitSpec;
 }
+
+/** Policies and whom each is charged to (see RouteRequirements.rateLimit). */
+export type RateLimitSpec = string | readonly string[] | Readonly<Record<string, 'user' | 'ip'>>;
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
@@ -174,7 +182,6 @@ export class HttpGuard {
       method: request.method,
       secFetchSite: request.header('sec-fetch-site'),
       origin: request.header('origin'),
-      referer: request.header('referer'),
       authorization: request.header('authorization'),
     });
     return result.ok ? null : refusal('CSRF_INVALID', 'The request failed the CSRF check.');
@@ -188,13 +195,24 @@ export class HttpGuard {
   async rateLimit(
     request: HttpRequestView,
     auth: Authentication,
-    policies: string | readonly string[],
+    policies: RateLimitSpec,
   ): Promise<{ headers: Record<string, string>; refusal: HttpRefusal | null }> {
     const rateLimits = this.options.rateLimits;
     if (!rateLimits) throw new TypeError('rate limits need a RateLimits instance in the gatehouse options');
-    const subject = auth.session ? `user:${auth.session.userId}` : `ip:${this.clientIp(request)}`;
-    const names = typeof policies === 'string' ? [policies] : policies;
-    const decision = await rateLimits.check(Object.fromEntries(names.map((name) => [name, subject])));
+    const byIp = `ip:${this.clientIp(request)}`;
+    const byUser = auth.session ? `user:${auth.session.userId}` : byIp;
+    // Typed as strings: plain-JavaScript callers may pass anything, and are told so.
+    const entries: [string, string][] =
+      typeof policies === 'string'
+        ? [[policies, 'user']]
+        : isPolicyList(policies)
+          ? policies.map((name) => [name, 'user'])
+          : Object.entries(policies);
+    const subjects = entries.map(([name, by]): [string, string] => {
+      if (by !== 'ip' && by !== 'user') throw new TypeError(`rate limit ${name}: charge 'user' or 'ip'`);
+      return [name, by === 'ip' ? byIp : byUser];
+    });
+    const decision = await rateLimits.check(Object.fromEntries(subjects));
     const headers = rateLimits.headers(decision);
     if (decision.allowed) return { headers, refusal: null };
     if (decision.reason === 'store-unavailable') {
@@ -269,4 +287,10 @@ export class HttpGuard {
   clientIp(request: HttpRequestView): string {
     return clientIp(request.socketAddress, request.header('x-forwarded-for'), this.trustProxy);
   }
+}
+
+function isPolicyList(
+  policies: readonly string[] | Readonly<Record<string, 'user' | 'ip'>>,
+): policies is readonly string[] {
+  return Array.isArray(policies);
 }

@@ -109,6 +109,8 @@ const TOKEN_BYTES = 16;
 export const LOCK_TOKEN_LENGTH = 22;
 const MAX_RESOURCE_LENGTH = 200;
 const MIN_TTL_MS = 10;
+/** Node timers take at most 2^31 - 1 ms (about 24.8 days); longer would fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
 const FIRST_BACKOFF_MS = 25;
 const MAX_BACKOFF_MS = 1000;
 
@@ -166,7 +168,7 @@ export class Locks {
     private readonly options: LocksOptions = {},
   ) {
     this.defaultTtlMs = ttlOption('locks.ttl', options.ttl ?? '30s');
-    this.defaultMaxHoldMs = toMs('locks.maxHold', options.maxHold ?? '10m');
+    this.defaultMaxHoldMs = maxHoldOption('locks.maxHold', options.maxHold ?? '10m');
     this.logger = options.logger ?? silentLogger;
   }
 
@@ -304,7 +306,7 @@ export class Locks {
   ): Promise<T> {
     const ttlMs = options.ttl === undefined ? this.defaultTtlMs : ttlOption('ttl', options.ttl);
     const maxHoldMs =
-      options.maxHold === undefined ? this.defaultMaxHoldMs : toMs('maxHold', options.maxHold);
+      options.maxHold === undefined ? this.defaultMaxHoldMs : maxHoldOption('maxHold', options.maxHold);
     const acquired = await this.acquire(resource, { ...options, ttl: ttlMs });
     if (!acquired.acquired) {
       throw new LockHeldError(
@@ -312,6 +314,11 @@ export class Locks {
         acquired.retryAfterMs,
         acquired.holder,
       );
+    }
+    if (options.signal?.aborted) {
+      // The caller gave up while the lock was being taken: hand it back, run nothing.
+      await acquired.release().catch(() => false);
+      options.signal.throwIfAborted();
     }
     const holding = new Holding(acquired, ttlMs, maxHoldMs, (reason) => {
       this.logger.warn({ resourceHash: this.keyRing.auditHash(resource), reason }, 'lock lost');
@@ -449,7 +456,15 @@ class Holding {
 
 function ttlOption(name: string, value: Duration): number {
   const ms = toMs(name, value);
-  if (ms < MIN_TTL_MS) throw new RangeError(`${name} must be at least ${String(MIN_TTL_MS)} ms`);
+  if (ms < MIN_TTL_MS || ms > MAX_TIMER_MS) {
+    throw new RangeError(`${name} must be from ${String(MIN_TTL_MS)} ms to about 24 days`);
+  }
+  return ms;
+}
+
+function maxHoldOption(name: string, value: Duration): number {
+  const ms = toMs(name, value);
+  if (ms < 1 || ms > MAX_TIMER_MS) throw new RangeError(`${name} must be from 1 ms to about 24 days`);
   return ms;
 }
 

@@ -892,18 +892,7 @@ export class RedisStore implements Store {
     if (!Array.isArray(reply) || reply.length !== 3 * calls.length)
       throw unexpectedReply(ACQUIRE_LOCKS, reply);
     const values = reply as unknown[];
-    return calls.map((_, i): LockAcquireResult => {
-      const [acquired, value, holder] = values.slice(3 * i, 3 * i + 3);
-      if (typeof value !== 'number') throw unexpectedReply(ACQUIRE_LOCKS, reply);
-      if (acquired === 1) return { acquired: true, fencingToken: value };
-      const label = typeof holder === 'string' ? holder : '';
-      return {
-        acquired: false,
-        retryAfterMs: Math.max(0, value),
-        holder: label === '' ? null : label,
-        holders: 1,
-      };
-    });
+    return calls.map((_, i) => lockAcquireResult(ACQUIRE_LOCKS, values.slice(3 * i, 3 * i + 3)));
   }
 
   private async extendLockBatch(calls: readonly LockCall[]): Promise<LockExtendResult[]> {
@@ -1198,7 +1187,10 @@ export class RedisStore implements Store {
   }
 }
 
-/** `{1, fencing token}` or `{0, ms left, holder label or holder count}` from an acquire script. */
+/**
+ * One acquire's `{1, fencing token, ...}` or `{0, ms left, holder label (a lock) or holder count
+ * (a semaphore)}`.
+ */
 function lockAcquireResult(script: LuaScript, reply: unknown): LockAcquireResult {
   if (!Array.isArray(reply)) throw unexpectedReply(script, reply);
   const [acquired, value, extra] = reply as unknown[];

@@ -181,6 +181,12 @@ export function conformanceSuite(
         headers: { 'x-forwarded-for': '198.51.100.7, 192.0.2.78' },
       });
       assert.equal(otherClient.status, 200, 'the address one trusted proxy saw decides, not the leftmost');
+      const { token } = await signIn('limited-bearer');
+      const withSession = await request('POST', '/signin', {
+        body: { userId: 'limited-again' },
+        headers: { 'x-forwarded-for': '198.51.100.7, 192.0.2.77', authorization: `Bearer ${token}` },
+      });
+      assert.equal(withSession.status, 429, 'a session does not buy a fresh sign-in allowance: per IP');
       assert.ok(last);
       assert.equal(last.headers.get('retry-after'), '20');
       assert.equal(await errorCode(last), 'RATE_LIMITED');
@@ -222,6 +228,65 @@ export function conformanceSuite(
       await reachedAgain;
       gate.open();
       assert.equal((await third).status, 200, 'released once the first answered');
+    });
+
+    it('keeps the route lock while the handler works, even after the client left, and frees it after', async () => {
+      const { token } = await signIn('abort-user');
+      const auth = { authorization: `Bearer ${token}` };
+      const reached = gate.reached();
+      const leaving = new AbortController();
+      const first = fetch(`${app.url}/pdf/r2`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: '{}',
+        signal: leaving.signal,
+      }).catch(() => null);
+      await reached;
+      leaving.abort();
+      await first;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const during = await request('POST', '/pdf/r2', { body: {}, headers: auth });
+      assert.equal(during.status, 409, 'the handler still works: the lock stays');
+      gate.open();
+      let after = 0;
+      for (let i = 0; i < 50 && after !== 200; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const reachedAgain = gate.reached();
+        const attempt = request('POST', '/pdf/r2', { body: {}, headers: auth });
+        const winner = await Promise.race([
+          attempt.then(() => 'answered'),
+          reachedAgain.then(() => 'inside'),
+        ]);
+        if (winner === 'inside') gate.open();
+        after = (await attempt).status;
+      }
+      assert.equal(after, 200, 'freed once the handler answered');
+    });
+
+    it('checks CSRF on every cookie-authenticated unsafe route, even one without requirements', async () => {
+      const { cookie, csrfToken } = await signIn('bare-user');
+      const refused = await request('POST', '/bare', {
+        body: {},
+        headers: { cookie, 'sec-fetch-site': 'same-origin' },
+      });
+      assert.equal(refused.status, 403);
+      assert.equal(await errorCode(refused), 'CSRF_INVALID');
+      const allowed = await request('POST', '/bare', {
+        body: {},
+        headers: { cookie, 'sec-fetch-site': 'same-origin', 'x-csrf-token': csrfToken },
+      });
+      assert.equal(allowed.status, 200);
+    });
+
+    it('answers a body it cannot parse with 400 VALIDATION_ERROR in the envelope', async () => {
+      const { token } = await signIn('json-user');
+      const response = await fetch(`${app.url}/notes`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: '{"unterminated',
+      });
+      assert.equal(response.status, 400);
+      assert.equal(await errorCode(response), 'VALIDATION_ERROR');
     });
 
     it('signs out: 204, the cookie cleared, Clear-Site-Data, and the session gone everywhere', async () => {

@@ -18,7 +18,7 @@ export function expressApp(framework: typeof express) {
     const app = framework();
     app.use(framework.json(), gh.authenticate());
 
-    app.post('/signin', gh.protect({ rateLimit: 'auth' }), (req, res, next) => {
+    app.post('/signin', gh.protect({ rateLimit: { auth: 'ip' } }), (req, res, next) => {
       const { userId, roles } = req.body as { userId: string; roles?: string[] };
       parts.sessions
         .create({ userId, roles: roles ?? [] })
@@ -69,6 +69,11 @@ export function expressApp(framework: typeof express) {
         .then(() => res.status(204).end())
         .catch(next);
     });
+
+    app.post('/bare', (_req, res) => {
+      res.json({ success: true, data: {} });
+    });
+    app.use(gh.errorHandler());
 
     const server = app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve) => server.once('listening', resolve));

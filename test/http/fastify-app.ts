@@ -1,15 +1,17 @@
 /** The conformance app on Fastify 5, wired only through the gatehouse plugin. */
 import Fastify from 'fastify';
 
-import { gatehouseFastify } from '../../src/adapters/fastify.js';
+import { gatehouseErrorHandler, gatehouseFastify } from '../../src/adapters/fastify.js';
 import type { AppParts, Gate } from './parts.js';
 import type { TestApp } from './conformance-suite.js';
 
 export async function fastifyApp(parts: AppParts, gate: Gate): Promise<TestApp> {
   const app = Fastify();
   await app.register(gatehouseFastify, parts);
+  app.setErrorHandler(gatehouseErrorHandler);
+  app.post('/bare', () => ({ success: true, data: {} }));
 
-  app.post('/signin', { config: { gatehouse: { rateLimit: 'auth' } } }, async (request, reply) => {
+  app.post('/signin', { config: { gatehouse: { rateLimit: { auth: 'ip' } } } }, async (request, reply) => {
     const { userId, roles } = request.body as { userId: string; roles?: string[] };
     const { token, session } = await parts.sessions.create({ userId, roles: roles ?? [] });
     const csrfToken = await parts.csrf.issue(session);
