@@ -1,37 +1,32 @@
-// A complete Fastify 5 service with gatehouse: sessions (cookie or bearer), CSRF, a rate limit,
+// A complete Fastify 5 service with gatehouse: sessions (cookie or bearer), CSRF, rate limits
 // and a lock. Run: REDIS_URL=redis://127.0.0.1:6379 SECRET_KEYS=<64 hex chars> node --import tsx fastify.ts
+import { randomBytes } from 'node:crypto';
+
 import Fastify from 'fastify';
-import { createStore, Csrf, KeyRing, Locks, parseRedisUrl, RateLimits, Sessions } from 'gatehouse';
+import { createGatehouse } from 'gatehouse';
 import { gatehouseFastify } from 'gatehouse/fastify';
 
-const store = createStore({ redis: process.env.REDIS_URL ? parseRedisUrl(process.env.REDIS_URL) : 'memory' });
-const keyRing = process.env.SECRET_KEYS
-  ? new KeyRing(process.env.SECRET_KEYS.split(',').map((key) => Buffer.from(key, 'hex')))
-  : KeyRing.random(); // development only: sessions end with the process
-const sessions = new Sessions(store, keyRing);
-const csrf = new Csrf(store, keyRing, { ownOrigin: process.env.ORIGIN ?? 'http://localhost:3000' });
-const rateLimits = new RateLimits(store, keyRing, { policies: { auth: '5/1m+2', api: '100/1m+10' } });
-const locks = new Locks(store, keyRing);
+const gh = await createGatehouse({
+  redis: process.env.REDIS_URL ?? 'memory',
+  // Development without SECRET_KEYS: a random key, so sessions end with the process.
+  secretKeys: process.env.SECRET_KEYS?.split(',') ?? [randomBytes(32)],
+  origin: process.env.ORIGIN ?? 'http://localhost:3000',
+  rateLimits: { auth: '5/1m+2', api: '100/1m+10' },
+});
 
 const app = Fastify();
-await app.register(gatehouseFastify, {
-  sessions,
-  csrf,
-  rateLimits,
-  locks,
-  secureCookies: process.env.COOKIE_SECURE !== 'false',
-});
+await app.register(gatehouseFastify, { ...gh, secureCookies: process.env.COOKIE_SECURE !== 'false' });
 
 // Replace the body check with your own authentication (password, SSO, passkey).
 app.post('/signin', { config: { gatehouse: { rateLimit: { auth: 'ip' } } } }, async (request, reply) => {
   const { userId } = request.body as { userId: string };
-  const { token, session } = await sessions.create({
+  const { token, session } = await gh.sessions.create({
     userId,
     ip: request.ip,
     userAgent: request.headers['user-agent'],
   });
   void reply.header('Set-Cookie', app.gatehouse.sessionCookie(token, session));
-  return { success: true, data: { sessionToken: token, csrfToken: await csrf.issue(session) } };
+  return { success: true, data: { sessionToken: token, csrfToken: await gh.csrf.issue(session) } };
 });
 
 app.get('/me', { config: { gatehouse: { session: 'required', rateLimit: 'api' } } }, (request) => ({
@@ -69,8 +64,5 @@ const address = await app.listen({ host: '127.0.0.1', port: Number(process.env.P
 console.log(`listening on ${address}`);
 
 process.once('SIGTERM', () => {
-  void app
-    .close()
-    .then(() => sessions.close())
-    .then(() => store.close());
+  void app.close().then(() => gh.close());
 });

@@ -30,6 +30,7 @@ export {
   type WaitOptions,
   type WithLockOptions,
 } from './locks/locks.js';
+export { createGatehouse, type Gatehouse, type GatehouseOptions } from './gatehouse.js';
 export { describeStore, loadConfig, type Config, type LogLevel, type StoreConfig } from './config.js';
 export { parseRateLimitPolicy, type RateLimitPolicy } from './rate-limit/policy.js';
 export {
