@@ -65,7 +65,10 @@ export interface GatehouseExpress {
    * 409 `LOCKED` with `Retry-After` when another holds it. Mount it before `nonce()`, so that a
    * request refused for the lock keeps its nonce.
    */
-  lock(resource: (req: Request) => string, options?: { ttl?: Duration; wait?: Duration }): RequestHandler;
+  lock(
+    resource: (req: Request) => string,
+    options?: { ttl?: Duration; wait?: Duration; maxHold?: Duration },
+  ): RequestHandler;
   /**
    * An error middleware answering with the envelope: 503 for store outages, 409 LOCKED for a held
    * `withLock`, 400/413 for bodies express.json() refused, and a 500 that says nothing about the
@@ -179,7 +182,7 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
           release();
           return 'stop';
         }
-        req.gatehouseLock = lock;
+        req.gatehouseLock = lock.lock;
         // Released when the handler has answered: `res.end` is its last step, and a client that
         // leaves early ('close') does not free the lock while the handler still works.
         const end = res.end.bind(res) as (...args: unknown[]) => Response;

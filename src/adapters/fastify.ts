@@ -18,6 +18,7 @@ import { refusalForError, type HttpRefusal } from '../http/envelope.js';
 import {
   HttpGuard,
   type Authentication,
+  type HeldRouteLock,
   type HttpGuardOptions,
   type HttpRequestView,
   type RouteRequirements,
@@ -37,9 +38,11 @@ export interface FastifyRouteGuard extends RouteRequirements {
   /** Hold a lock while the handler runs: 409 `LOCKED` with `Retry-After` when another holds it. */
   readonly lock?: {
     readonly resource: (request: FastifyRequest) => string;
-    /** Must cover the handler: the lock is not renewed. Default: the Locks `ttl`. */
+    /** Renewed every third of it while the handler works. Default: the Locks `ttl`. */
     readonly ttl?: Duration;
     readonly wait?: Duration;
+    /** Renewals stop after this long. Default: the Locks `maxHold`. */
+    readonly maxHold?: Duration;
   };
 }
 
@@ -88,6 +91,8 @@ function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions)
   app.decorateRequest('session', null);
   app.decorateRequest('gatehouseAuth', null);
   app.decorateRequest('gatehouseLock', null);
+  /** Route locks being renewed, until the handler has answered. */
+  const heldLocks = new WeakMap<FastifyRequest, HeldRouteLock>();
 
   app.addHook('onRequest', async (request, reply) => {
     let refused: HttpRefusal | null;
@@ -120,7 +125,10 @@ function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions)
       if (route.lock) {
         const taken = await guard.acquireLock(route.lock.resource(request), route.lock);
         refused = taken.refusal;
-        request.gatehouseLock = taken.lock;
+        if (taken.lock) {
+          heldLocks.set(request, taken.lock);
+          request.gatehouseLock = taken.lock.lock;
+        }
       }
       if (!refused && route.nonce) {
         const nonce = route.nonce.from ? route.nonce.from(request) : bodyNonce(request);
@@ -142,9 +150,9 @@ function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions)
   // when onResponse never comes. The lock is released once the response is out (streams
   // included), or at once when there is no one left to send it to.
   app.addHook('onSend', async (request, reply, payload) => {
-    const lock = request.gatehouseLock;
+    const lock = heldLocks.get(request);
     if (!lock) return payload;
-    request.gatehouseLock = null;
+    heldLocks.delete(request);
     const release = () => {
       lock.release().catch((error: unknown) => {
         request.log.warn({ err: error }, 'gatehouse could not release a lock; it expires by its TTL');

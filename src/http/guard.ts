@@ -47,6 +47,15 @@ export interface Authentication {
   readonly presented: boolean;
 }
 
+/** A route lock: the Lock (with its fencing token), renewed until released. */
+export interface HeldRouteLock {
+  readonly lock: Lock;
+  /** Fires when the lock is lost while the handler runs. */
+  readonly signal: AbortSignal;
+  /** Stops renewing and frees the lock; false when it was already gone. */
+  release(): Promise<boolean>;
+}
+
 /** Per-route requirements, as the adapters take them. */
 export interface RouteRequirements {
   /** `required`: 401 without a valid session. Default: the session is attached when present. */
@@ -240,18 +249,33 @@ export class HttpGuard {
       : refusal('NONCE_INVALID', 'The form token is missing, used, expired or not for this form.');
   }
 
-  /** Takes the route's lock, or 409 `LOCKED` with `Retry-After` while another request holds it. */
+  /**
+   * Takes the route's lock, kept renewed (a third of its TTL) until `release()`, or 409 `LOCKED`
+   * with `Retry-After` while another request holds it. The adapters release it once the handler
+   * has answered; `signal` fires if it is lost meanwhile (renewal refused, Redis gone past the TTL,
+   * or the hold limit).
+   */
   async acquireLock(
     resource: string,
-    options: { ttl?: Duration; wait?: Duration } = {},
-  ): Promise<{ lock: Lock; refusal: null } | { lock: null; refusal: HttpRefusal }> {
+    options: { ttl?: Duration; wait?: Duration; maxHold?: Duration } = {},
+  ): Promise<{ lock: HeldRouteLock; refusal: null } | { lock: null; refusal: HttpRefusal }> {
     const locks = this.options.locks;
     if (!locks) throw new TypeError('locks need a Locks instance in the gatehouse options');
     const result = await locks.acquire(resource, {
       ...(options.ttl === undefined ? {} : { ttl: toMs('lock ttl', options.ttl) }),
       ...(options.wait === undefined ? {} : { wait: options.wait }),
     });
-    if (result.acquired) return { lock: result, refusal: null };
+    if (result.acquired) {
+      const renewal = locks.keepRenewed(
+        result,
+        options.maxHold === undefined ? {} : { maxHold: options.maxHold },
+      );
+      const release = async () => {
+        await renewal.stop();
+        return result.release();
+      };
+      return { lock: { lock: result, signal: renewal.signal, release }, refusal: null };
+    }
     return {
       lock: null,
       refusal: refusal('LOCKED', 'Another request is working on this; try again later.', {

@@ -320,15 +320,7 @@ export class Locks {
       await acquired.release().catch(() => false);
       options.signal.throwIfAborted();
     }
-    const holding = new Holding(acquired, ttlMs, maxHoldMs, (reason) => {
-      this.logger.warn({ resourceHash: this.keyRing.auditHash(resource), reason }, 'lock lost');
-      this.options.audit?.({
-        type: 'lock.lost',
-        resourceHash: this.keyRing.auditHash(resource),
-        reason,
-        fencingToken: acquired.fencingToken,
-      });
-    });
+    const holding = this.holding(acquired, maxHoldMs);
     const onCallerAbort = () => {
       holding.controller.abort(options.signal?.reason);
     };
@@ -357,6 +349,29 @@ export class Locks {
         );
       });
     }
+  }
+
+  /**
+   * Keeps a held lock renewed at a third of its TTL until `stop()` (which waits for a renewal in
+   * flight, so call it before releasing). `signal` fires with a LockLostError when the lock is
+   * lost (as in withLock). For locks held across callbacks, such as an HTTP route's.
+   */
+  keepRenewed(
+    lock: Lock,
+    options: { maxHold?: Duration } = {},
+  ): { signal: AbortSignal; stop(): Promise<void> } {
+    const maxHoldMs =
+      options.maxHold === undefined ? this.defaultMaxHoldMs : maxHoldOption('maxHold', options.maxHold);
+    const holding = this.holding(lock, maxHoldMs);
+    return { signal: holding.controller.signal, stop: () => holding.stop() };
+  }
+
+  private holding(lock: Lock, maxHoldMs: number): Holding {
+    return new Holding(lock, lock.ttlMs, maxHoldMs, (reason) => {
+      const resourceHash = this.keyRing.auditHash(lock.resource);
+      this.logger.warn({ resourceHash, reason }, 'lock lost');
+      this.options.audit?.({ type: 'lock.lost', resourceHash, reason, fencingToken: lock.fencingToken });
+    });
   }
 
   /** The resource as it appears in keys: an HMAC, so no id reaches Redis in clear. */

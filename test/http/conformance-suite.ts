@@ -61,7 +61,7 @@ export function conformanceSuite(
     function request(
       method: string,
       path: string,
-      options: { body?: unknown; headers?: Record<string, string> } = {},
+      options: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
     ): Promise<Response> {
       return fetch(`${app.url}${path}`, {
         method,
@@ -72,6 +72,7 @@ export function conformanceSuite(
           ...options.headers,
         },
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
     }
 
@@ -214,8 +215,14 @@ export function conformanceSuite(
       const reached = gate.reached();
       const first = request('POST', '/pdf/r1', { body: {}, headers: auth });
       await reached;
-      const second = await request('POST', '/pdf/r1', { body: {}, headers: auth });
-      assert.equal(second.status, 409);
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // over three TTLs of 300 ms: renewed
+      // Bounded: were the lock lost, this request would wait at the gate inside the handler.
+      const second = await request('POST', '/pdf/r1', {
+        body: {},
+        headers: auth,
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(second.status, 409, 'still held after three TTLs: the route lock is renewed');
       assert.ok(Number(second.headers.get('retry-after')) >= 1);
       assert.equal(await errorCode(second), 'LOCKED');
       gate.open();

@@ -54,7 +54,7 @@ export function expressApp(framework: typeof express) {
     app.post(
       '/pdf/:id',
       gh.protect({ session: 'required' }),
-      gh.lock((req) => `pdf:${String(req.params.id)}`),
+      gh.lock((req) => `pdf:${String(req.params.id)}`, { ttl: '300ms' }),
       (req, res, next) => {
         gate
           .pass()

@@ -45,7 +45,7 @@ export async function fastifyApp(parts: AppParts, gate: Gate): Promise<TestApp> 
       config: {
         gatehouse: {
           session: 'required',
-          lock: { resource: (request) => `pdf:${(request.params as { id: string }).id}` },
+          lock: { resource: (request) => `pdf:${(request.params as { id: string }).id}`, ttl: '300ms' },
         },
       },
     },
