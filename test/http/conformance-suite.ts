@@ -23,6 +23,18 @@ interface Signed {
   readonly setCookie: string;
 }
 
+/** No case may hang the run: a wait that never ends fails with the case's name instead. */
+const BOUNDED = { timeout: 30_000 };
+
+/** Resolves when a handler is waiting at the gate; rejects if the request was answered first. */
+async function inside(reached: Promise<void>, response: Promise<Response | null>): Promise<void> {
+  const first = await Promise.race([reached.then(() => null), response.then((answer) => ({ answer }))]);
+  if (first !== null) {
+    const { answer } = first;
+    throw new Error(`the request was answered before its handler ran: ${String(answer?.status)}`);
+  }
+}
+
 export function conformanceSuite(
   name: string,
   build: AppBuilder,
@@ -76,45 +88,77 @@ export function conformanceSuite(
       });
     }
 
+    /**
+     * Sends a request to a locked route until it gets in (409 while the lock is still held, for
+     * at most a second), lets its handler through the gate, and returns its answer.
+     */
+    async function enterWhenFree(path: string, headers: Record<string, string>): Promise<Response> {
+      for (let attempt = 0; ; attempt++) {
+        const reached = gate.reached();
+        const pending = request('POST', path, { body: {}, headers });
+        const got = await Promise.race([
+          reached.then(() => 'inside' as const),
+          pending.then(() => 'answered' as const),
+        ]);
+        if (got === 'inside') {
+          gate.open();
+          return pending;
+        }
+        const answer = await pending;
+        if (answer.status !== 409 || attempt >= 50) return answer;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+
     async function errorCode(response: Response): Promise<string> {
       const body = (await response.json()) as { success: boolean; error?: { code: string } };
       assert.equal(body.success, false);
       return body.error?.code ?? '';
     }
 
-    it('sets the session cookie with __Host-, HttpOnly, SameSite=Lax, Path=/, Secure and no Domain', async () => {
-      const { setCookie } = await signIn('cookie-user');
-      assert.match(setCookie, /^__Host-gh_session=[A-Za-z0-9_-]+; /);
-      for (const attribute of ['Path=/', 'HttpOnly', 'SameSite=Lax', 'Secure']) {
-        assert.ok(setCookie.split('; ').includes(attribute), `${attribute} in ${setCookie}`);
-      }
-      assert.doesNotMatch(setCookie, /domain=/i);
-    });
+    it(
+      'sets the session cookie with __Host-, HttpOnly, SameSite=Lax, Path=/, Secure and no Domain',
+      BOUNDED,
+      async () => {
+        const { setCookie } = await signIn('cookie-user');
+        assert.match(setCookie, /^__Host-gh_session=[A-Za-z0-9_-]+; /);
+        for (const attribute of ['Path=/', 'HttpOnly', 'SameSite=Lax', 'Secure']) {
+          assert.ok(setCookie.split('; ').includes(attribute), `${attribute} in ${setCookie}`);
+        }
+        assert.doesNotMatch(setCookie, /domain=/i);
+      },
+    );
 
-    it('requires a session: 401 UNAUTHENTICATED without one; the cookie or a bearer token passes', async () => {
-      const anonymous = await request('GET', '/me');
-      assert.equal(anonymous.status, 401);
-      assert.equal(await errorCode(anonymous), 'UNAUTHENTICATED');
-      const { token, cookie } = await signIn('user-1');
-      const byCookie = await request('GET', '/me', { headers: { cookie } });
-      assert.equal(byCookie.status, 200);
-      assert.deepEqual(await byCookie.json(), { success: true, data: { userId: 'user-1' } });
-      assert.equal(
-        byCookie.headers.get('cache-control'),
-        'no-store',
-        'authenticated responses are not cached',
-      );
-      const byBearer = await request('GET', '/me', { headers: { authorization: `Bearer ${token}` } });
-      assert.equal(byBearer.status, 200);
-      const wrongBearer = await request('GET', '/me', { headers: { authorization: 'Bearer nope', cookie } });
-      assert.equal(
-        wrongBearer.status,
-        401,
-        'an Authorization header decides alone: no fallback to the cookie',
-      );
-    });
+    it(
+      'requires a session: 401 UNAUTHENTICATED without one; the cookie or a bearer token passes',
+      BOUNDED,
+      async () => {
+        const anonymous = await request('GET', '/me');
+        assert.equal(anonymous.status, 401);
+        assert.equal(await errorCode(anonymous), 'UNAUTHENTICATED');
+        const { token, cookie } = await signIn('user-1');
+        const byCookie = await request('GET', '/me', { headers: { cookie } });
+        assert.equal(byCookie.status, 200);
+        assert.deepEqual(await byCookie.json(), { success: true, data: { userId: 'user-1' } });
+        assert.equal(
+          byCookie.headers.get('cache-control'),
+          'no-store',
+          'authenticated responses are not cached',
+        );
+        const byBearer = await request('GET', '/me', { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(byBearer.status, 200);
+        const wrongBearer = await request('GET', '/me', {
+          headers: { authorization: 'Bearer nope', cookie },
+        });
+        assert.equal(
+          wrongBearer.status,
+          401,
+          'an Authorization header decides alone: no fallback to the cookie',
+        );
+      },
+    );
 
-    it('requires roles: 403 FORBIDDEN without one of them', async () => {
+    it('requires roles: 403 FORBIDDEN without one of them', BOUNDED, async () => {
       const user = await signIn('plain-user');
       const denied = await request('GET', '/admin', { headers: { cookie: user.cookie } });
       assert.equal(denied.status, 403);
@@ -124,42 +168,46 @@ export function conformanceSuite(
       assert.equal((await request('GET', '/admin')).status, 401);
     });
 
-    it('refuses cookie-authenticated unsafe requests without a valid token from the own origin (403 CSRF_INVALID)', async () => {
-      const { cookie, csrfToken, token } = await signIn('csrf-user');
-      const sameOrigin = { cookie, 'sec-fetch-site': 'same-origin' };
-      const cases: [string, Record<string, string>][] = [
-        ['no token', sameOrigin],
-        ['a wrong token', { ...sameOrigin, 'x-csrf-token': 'x'.repeat(csrfToken.length) }],
-        [
-          'cross-site with a valid token',
-          { cookie, 'sec-fetch-site': 'cross-site', 'x-csrf-token': csrfToken },
-        ],
-        ['a foreign Origin', { cookie, origin: 'https://evil.example', 'x-csrf-token': csrfToken }],
-        ['no origin information', { cookie, 'x-csrf-token': csrfToken }],
-      ];
-      for (const [what, headers] of cases) {
-        const response = await request('POST', '/notes', { body: {}, headers });
-        assert.equal(response.status, 403, what);
-        assert.equal(await errorCode(response), 'CSRF_INVALID', what);
-      }
-      const good = await request('POST', '/notes', {
-        body: {},
-        headers: { ...sameOrigin, 'x-csrf-token': csrfToken },
-      });
-      assert.equal(good.status, 201);
-      const byOrigin = await request('POST', '/notes', {
-        body: {},
-        headers: { cookie, origin: OWN_ORIGIN, 'x-csrf-token': csrfToken },
-      });
-      assert.equal(byOrigin.status, 201);
-      const bearer = await request('POST', '/notes', {
-        body: {},
-        headers: { authorization: `Bearer ${token}` },
-      });
-      assert.equal(bearer.status, 201, 'bearer requests carry no ambient credential: exempt');
-    });
+    it(
+      'refuses cookie-authenticated unsafe requests without a valid token from the own origin (403 CSRF_INVALID)',
+      BOUNDED,
+      async () => {
+        const { cookie, csrfToken, token } = await signIn('csrf-user');
+        const sameOrigin = { cookie, 'sec-fetch-site': 'same-origin' };
+        const cases: [string, Record<string, string>][] = [
+          ['no token', sameOrigin],
+          ['a wrong token', { ...sameOrigin, 'x-csrf-token': 'x'.repeat(csrfToken.length) }],
+          [
+            'cross-site with a valid token',
+            { cookie, 'sec-fetch-site': 'cross-site', 'x-csrf-token': csrfToken },
+          ],
+          ['a foreign Origin', { cookie, origin: 'https://evil.example', 'x-csrf-token': csrfToken }],
+          ['no origin information', { cookie, 'x-csrf-token': csrfToken }],
+        ];
+        for (const [what, headers] of cases) {
+          const response = await request('POST', '/notes', { body: {}, headers });
+          assert.equal(response.status, 403, what);
+          assert.equal(await errorCode(response), 'CSRF_INVALID', what);
+        }
+        const good = await request('POST', '/notes', {
+          body: {},
+          headers: { ...sameOrigin, 'x-csrf-token': csrfToken },
+        });
+        assert.equal(good.status, 201);
+        const byOrigin = await request('POST', '/notes', {
+          body: {},
+          headers: { cookie, origin: OWN_ORIGIN, 'x-csrf-token': csrfToken },
+        });
+        assert.equal(byOrigin.status, 201);
+        const bearer = await request('POST', '/notes', {
+          body: {},
+          headers: { authorization: `Bearer ${token}` },
+        });
+        assert.equal(bearer.status, 201, 'bearer requests carry no ambient credential: exempt');
+      },
+    );
 
-    it('rate-limits with headers, then 429 RATE_LIMITED with Retry-After', async () => {
+    it('rate-limits with headers, then 429 RATE_LIMITED with Retry-After', BOUNDED, async () => {
       const statuses: number[] = [];
       let last: Response | undefined;
       for (let i = 0; i < 4; i++) {
@@ -193,7 +241,7 @@ export function conformanceSuite(
       assert.equal(await errorCode(last), 'RATE_LIMITED');
     });
 
-    it('spends a nonce once: a replay or another form gets 409 NONCE_INVALID', async () => {
+    it('spends a nonce once: a replay or another form gets 409 NONCE_INVALID', BOUNDED, async () => {
       const issued = await request('GET', '/public/forms/f1');
       const { data } = (await issued.json()) as { data: { nonce: string } };
       const first = await request('POST', '/public/forms/f1/responses', { body: { nonce: data.nonce } });
@@ -209,83 +257,81 @@ export function conformanceSuite(
       assert.equal(missing.status, 409, 'no nonce');
     });
 
-    it('answers 409 LOCKED with Retry-After while another request holds the route lock', async () => {
-      const { token } = await signIn('pdf-user');
-      const auth = { authorization: `Bearer ${token}` };
-      const reached = gate.reached();
-      const first = request('POST', '/pdf/r1', { body: {}, headers: auth });
-      await reached;
-      await new Promise((resolve) => setTimeout(resolve, 1000)); // over three TTLs of 300 ms: renewed
-      // Bounded: were the lock lost, this request would wait at the gate inside the handler.
-      const second = await request('POST', '/pdf/r1', {
-        body: {},
-        headers: auth,
-        signal: AbortSignal.timeout(5000),
-      });
-      assert.equal(second.status, 409, 'still held after three TTLs: the route lock is renewed');
-      assert.ok(Number(second.headers.get('retry-after')) >= 1);
-      assert.equal(await errorCode(second), 'LOCKED');
-      gate.open();
-      const done = await first;
-      assert.equal(done.status, 200);
-      const { data } = (await done.json()) as { data: { fencingToken: number } };
-      assert.ok(data.fencingToken > 0);
-      const reachedAgain = gate.reached();
-      const third = request('POST', '/pdf/r1', { body: {}, headers: auth });
-      await reachedAgain;
-      gate.open();
-      assert.equal((await third).status, 200, 'released once the first answered');
-    });
+    it(
+      'answers 409 LOCKED with Retry-After while another request holds the route lock',
+      BOUNDED,
+      async () => {
+        const { token } = await signIn('pdf-user');
+        const auth = { authorization: `Bearer ${token}` };
+        const reached = gate.reached();
+        const first = request('POST', '/pdf/r1', { body: {}, headers: auth });
+        await inside(reached, first);
+        await new Promise((resolve) => setTimeout(resolve, 1000)); // over three TTLs of 300 ms: renewed
+        // Bounded: were the lock lost, this request would wait at the gate inside the handler.
+        const second = await request('POST', '/pdf/r1', {
+          body: {},
+          headers: auth,
+          signal: AbortSignal.timeout(5000),
+        });
+        assert.equal(second.status, 409, 'still held after three TTLs: the route lock is renewed');
+        assert.ok(Number(second.headers.get('retry-after')) >= 1);
+        assert.equal(await errorCode(second), 'LOCKED');
+        gate.open();
+        const done = await first;
+        assert.equal(done.status, 200);
+        const { data } = (await done.json()) as { data: { fencingToken: number } };
+        assert.ok(data.fencingToken > 0);
+        // The release follows the answer by a round trip: the next request may need a retry or two.
+        assert.equal((await enterWhenFree('/pdf/r1', auth)).status, 200, 'released once the first answered');
+      },
+    );
 
-    it('keeps the route lock while the handler works, even after the client left, and frees it after', async () => {
-      const { token } = await signIn('abort-user');
-      const auth = { authorization: `Bearer ${token}` };
-      const reached = gate.reached();
-      const leaving = new AbortController();
-      const first = fetch(`${app.url}/pdf/r2`, {
-        method: 'POST',
-        headers: { ...auth, 'content-type': 'application/json' },
-        body: '{}',
-        signal: leaving.signal,
-      }).catch(() => null);
-      await reached;
-      leaving.abort();
-      await first;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      const during = await request('POST', '/pdf/r2', { body: {}, headers: auth });
-      assert.equal(during.status, 409, 'the handler still works: the lock stays');
-      gate.open();
-      let after = 0;
-      for (let i = 0; i < 50 && after !== 200; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        const reachedAgain = gate.reached();
-        const attempt = request('POST', '/pdf/r2', { body: {}, headers: auth });
-        const winner = await Promise.race([
-          attempt.then(() => 'answered'),
-          reachedAgain.then(() => 'inside'),
-        ]);
-        if (winner === 'inside') gate.open();
-        after = (await attempt).status;
-      }
-      assert.equal(after, 200, 'freed once the handler answered');
-    });
+    it(
+      'keeps the route lock while the handler works, even after the client left, and frees it after',
+      BOUNDED,
+      async () => {
+        const { token } = await signIn('abort-user');
+        const auth = { authorization: `Bearer ${token}` };
+        const reached = gate.reached();
+        const leaving = new AbortController();
+        const first = fetch(`${app.url}/pdf/r2`, {
+          method: 'POST',
+          headers: { ...auth, 'content-type': 'application/json' },
+          body: '{}',
+          signal: leaving.signal,
+        }).catch(() => null);
+        await reached;
+        leaving.abort();
+        await first;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const during = await request('POST', '/pdf/r2', { body: {}, headers: auth });
+        assert.equal(during.status, 409, 'the handler still works: the lock stays');
+        gate.open();
+        const after = await enterWhenFree('/pdf/r2', auth);
+        assert.equal(after.status, 200, 'freed once the handler answered');
+      },
+    );
 
-    it('checks CSRF on every cookie-authenticated unsafe route, even one without requirements', async () => {
-      const { cookie, csrfToken } = await signIn('bare-user');
-      const refused = await request('POST', '/bare', {
-        body: {},
-        headers: { cookie, 'sec-fetch-site': 'same-origin' },
-      });
-      assert.equal(refused.status, 403);
-      assert.equal(await errorCode(refused), 'CSRF_INVALID');
-      const allowed = await request('POST', '/bare', {
-        body: {},
-        headers: { cookie, 'sec-fetch-site': 'same-origin', 'x-csrf-token': csrfToken },
-      });
-      assert.equal(allowed.status, 200);
-    });
+    it(
+      'checks CSRF on every cookie-authenticated unsafe route, even one without requirements',
+      BOUNDED,
+      async () => {
+        const { cookie, csrfToken } = await signIn('bare-user');
+        const refused = await request('POST', '/bare', {
+          body: {},
+          headers: { cookie, 'sec-fetch-site': 'same-origin' },
+        });
+        assert.equal(refused.status, 403);
+        assert.equal(await errorCode(refused), 'CSRF_INVALID');
+        const allowed = await request('POST', '/bare', {
+          body: {},
+          headers: { cookie, 'sec-fetch-site': 'same-origin', 'x-csrf-token': csrfToken },
+        });
+        assert.equal(allowed.status, 200);
+      },
+    );
 
-    it('answers a body it cannot parse with 400 VALIDATION_ERROR in the envelope', async () => {
+    it('answers a body it cannot parse with 400 VALIDATION_ERROR in the envelope', BOUNDED, async () => {
       const { token } = await signIn('json-user');
       const response = await fetch(`${app.url}/notes`, {
         method: 'POST',
@@ -296,22 +342,26 @@ export function conformanceSuite(
       assert.equal(await errorCode(response), 'VALIDATION_ERROR');
     });
 
-    it('signs out: 204, the cookie cleared, Clear-Site-Data, and the session gone everywhere', async () => {
-      const { cookie, csrfToken } = await signIn('leaving-user');
-      const out = await request('POST', '/signout', {
-        body: {},
-        headers: { cookie, 'sec-fetch-site': 'same-origin', 'x-csrf-token': csrfToken },
-      });
-      assert.equal(out.status, 204);
-      assert.match(out.headers.get('set-cookie') ?? '', /^__Host-gh_session=; .*Max-Age=0/);
-      assert.equal(out.headers.get('clear-site-data'), '"cache", "cookies", "storage"');
-      const after = await request('GET', '/me', { headers: { cookie } });
-      assert.equal(after.status, 401);
-      const body = (await after.json()) as { error: { message: string } };
-      assert.match(body.error.message, /ended/);
-    });
+    it(
+      'signs out: 204, the cookie cleared, Clear-Site-Data, and the session gone everywhere',
+      BOUNDED,
+      async () => {
+        const { cookie, csrfToken } = await signIn('leaving-user');
+        const out = await request('POST', '/signout', {
+          body: {},
+          headers: { cookie, 'sec-fetch-site': 'same-origin', 'x-csrf-token': csrfToken },
+        });
+        assert.equal(out.status, 204);
+        assert.match(out.headers.get('set-cookie') ?? '', /^__Host-gh_session=; .*Max-Age=0/);
+        assert.equal(out.headers.get('clear-site-data'), '"cache", "cookies", "storage"');
+        const after = await request('GET', '/me', { headers: { cookie } });
+        assert.equal(after.status, 401);
+        const body = (await after.json()) as { error: { message: string } };
+        assert.match(body.error.message, /ended/);
+      },
+    );
 
-    it('answers 503 SERVICE_UNAVAILABLE while the store is down', async () => {
+    it('answers 503 SERVICE_UNAVAILABLE while the store is down', BOUNDED, async () => {
       const down = otherStore();
       await down.waitUntilReady(5000);
       const downParts = appParts(down);
