@@ -19,6 +19,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { refusalForError, type HttpRefusal } from '../http/envelope.js';
 import {
   HttpGuard,
+  nodeRequestView,
   type Authentication,
   type HttpGuardOptions,
   type HttpRequestView,
@@ -82,14 +83,7 @@ export interface GatehouseExpress {
 }
 
 function view(req: Request): HttpRequestView {
-  return {
-    method: req.method,
-    header: (name) => {
-      const value = req.headers[name];
-      return Array.isArray(value) ? value[0] : value;
-    },
-    socketAddress: req.socket.remoteAddress,
-  };
+  return nodeRequestView(req);
 }
 
 function send(res: Response, refused: HttpRefusal): void {

@@ -17,6 +17,7 @@ import fastifyPlugin from 'fastify-plugin';
 import { refusalForError, type HttpRefusal } from '../http/envelope.js';
 import {
   HttpGuard,
+  nodeRequestView,
   type Authentication,
   type HeldRouteLock,
   type HttpGuardOptions,
@@ -66,14 +67,7 @@ declare module 'fastify' {
 export type GatehouseFastifyOptions = HttpGuardOptions;
 
 function view(request: FastifyRequest): HttpRequestView {
-  return {
-    method: request.method,
-    header: (name) => {
-      const value = request.headers[name];
-      return Array.isArray(value) ? value[0] : value;
-    },
-    socketAddress: request.socket.remoteAddress,
-  };
+  return nodeRequestView(request.raw);
 }
 
 function send(reply: FastifyReply, refused: HttpRefusal): void {

@@ -5,6 +5,8 @@
  * `Clear-Site-Data`, rate-limit headers). The adapters only translate requests and replies to
  * and from these calls; nothing in them decides.
  */
+import type { IncomingMessage } from 'node:http';
+
 import type { Csrf } from '../csrf/csrf.js';
 import type { Lock, Locks } from '../locks/locks.js';
 import type { Nonces } from '../nonces/nonces.js';
@@ -22,6 +24,18 @@ export interface HttpRequestView {
   header(name: string): string | undefined;
   /** The socket's peer address. */
   readonly socketAddress: string | undefined;
+}
+
+/** The view of a Node request (what Fastify's `request.raw` and Express's `req` are). */
+export function nodeRequestView(message: IncomingMessage): HttpRequestView {
+  return {
+    method: message.method ?? 'GET',
+    header: (name) => {
+      const value = message.headers[name];
+      return Array.isArray(value) ? value[0] : value;
+    },
+    socketAddress: message.socket.remoteAddress,
+  };
 }
 
 export interface HttpGuardOptions {

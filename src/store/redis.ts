@@ -440,8 +440,7 @@ const LOCK_BATCH_CALLS = 64;
 
 /** One lock operation as the batch scripts take it. */
 interface LockCall {
-  readonly lockKey: string;
-  readonly lastKey: string;
+  readonly resourceId: string;
   readonly ownerId: string;
   readonly ttlMs: number;
   readonly holder: string;
@@ -858,10 +857,10 @@ export class RedisStore implements Store {
     ttlMs: number,
     holder: string,
   ): Promise<Out> {
-    const lockKey = this.keys.tagged('lock', resourceId, 'm');
-    const call = { lockKey, lastKey: this.keys.tagged('lock', resourceId, 'f'), ownerId, ttlMs, holder };
-    // Only Cluster restricts a script to one slot; elsewhere every call may share a batch.
-    return batcher.add(this.mode === 'cluster' ? keySlot(lockKey) : 0, call);
+    const call = { resourceId, ownerId, ttlMs, holder };
+    // Only Cluster restricts a script to one slot; elsewhere every call may share a batch. Every
+    // key of a resource carries its id as hash tag, so the tag alone gives the slot.
+    return batcher.add(this.mode === 'cluster' ? keySlot(`{${resourceId}}`) : 0, call);
   }
 
   private lockBatcher<Out>(
@@ -878,7 +877,10 @@ export class RedisStore implements Store {
   private async acquireLockBatch(calls: readonly LockCall[]): Promise<LockAcquireResult[]> {
     const reply = await this.runScript(
       ACQUIRE_LOCKS,
-      calls.flatMap((call) => [call.lockKey, call.lastKey]),
+      calls.flatMap((call) => [
+        this.keys.tagged('lock', call.resourceId, 'm'),
+        this.keys.tagged('lock', call.resourceId, 'f'),
+      ]),
       [
         String(calls.length),
         ...calls.flatMap((call) => [
@@ -898,7 +900,10 @@ export class RedisStore implements Store {
   private async extendLockBatch(calls: readonly LockCall[]): Promise<LockExtendResult[]> {
     const reply = await this.runScript(
       EXTEND_LOCKS,
-      calls.flatMap((call) => [call.lockKey, call.lastKey]),
+      calls.flatMap((call) => [
+        this.keys.tagged('lock', call.resourceId, 'm'),
+        this.keys.tagged('lock', call.resourceId, 'f'),
+      ]),
       [
         String(calls.length),
         ...calls.flatMap((call) => [
@@ -922,7 +927,7 @@ export class RedisStore implements Store {
   private async releaseLockBatch(calls: readonly LockCall[]): Promise<boolean[]> {
     const reply = await this.runScript(
       RELEASE_LOCKS,
-      calls.map((call) => call.lockKey),
+      calls.map((call) => this.keys.tagged('lock', call.resourceId, 'm')),
       calls.map((call) => call.ownerId),
     );
     if (!Array.isArray(reply) || reply.length !== calls.length) throw unexpectedReply(RELEASE_LOCKS, reply);
