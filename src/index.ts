@@ -31,7 +31,14 @@ export {
   type WithLockOptions,
 } from './locks/locks.js';
 export { createGatehouse, type Gatehouse, type GatehouseOptions } from './gatehouse.js';
-export { describeStore, loadConfig, type Config, type LogLevel, type StoreConfig } from './config.js';
+export {
+  decodeSecretKey,
+  describeStore,
+  loadConfig,
+  type Config,
+  type LogLevel,
+  type StoreConfig,
+} from './config.js';
 export { parseRateLimitPolicy, type RateLimitPolicy } from './rate-limit/policy.js';
 export {
   rateLimitHeaders,

@@ -48,6 +48,19 @@ describe('key ring', () => {
     assert.match(before.identifier('user', 'u-1'), /^[A-Za-z0-9_-]{16}$/);
   });
 
+  it('derives application keys per purpose, newest first, stable across instances', () => {
+    const ring = new KeyRing([newKey, oldKey]);
+    const keys = ring.derivedKeys('app:signing v1');
+    assert.equal(keys.length, 2);
+    assert.ok(keys.every((key) => key.length === 32));
+    assert.deepEqual(new KeyRing([newKey, oldKey]).derivedKeys('app:signing v1'), keys);
+    assert.deepEqual(new KeyRing([oldKey]).derivedKeys('app:signing v1')[0], keys[1]);
+    assert.notDeepEqual(ring.derivedKeys('app:other')[0], keys[0]);
+    assert.ok(!keys.some((key) => key.equals(newKey) || key.equals(oldKey)), 'never the secret itself');
+    assert.throws(() => ring.derivedKeys('mac v1'), TypeError, 'gatehouse purposes are refused');
+    assert.throws(() => ring.derivedKeys('app:'), TypeError);
+  });
+
   it('refuses an empty ring and short keys', () => {
     assert.throws(() => new KeyRing([]), TypeError);
     assert.throws(() => new KeyRing([randomBytes(16)]), TypeError);

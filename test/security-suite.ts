@@ -136,6 +136,41 @@ export function securitySuite(name: string, setup: () => Promise<SessionFixture>
         assert.throws(() => csrf({ trustedOrigins: ['https://x.example/path'] }), TypeError);
       });
 
+      it('with sameHostOrigin, accepts an Origin naming the request Host, and nothing more', () => {
+        const strict = csrf();
+        const post = { method: 'POST', host: 'app.internal:8443' };
+        assert.deepEqual(strict.checkRequest({ ...post, origin: 'https://app.internal:8443' }), {
+          ok: false,
+          reason: 'foreign-origin',
+        });
+        const guard = csrf({ sameHostOrigin: true });
+        assert.deepEqual(guard.checkRequest({ ...post, origin: 'https://app.internal:8443' }), { ok: true });
+        assert.deepEqual(
+          guard.checkRequest({ method: 'POST', host: 'App.Internal:443', origin: 'https://app.internal' }),
+          {
+            ok: true,
+          },
+        );
+        for (const [origin, host] of [
+          ['https://evil.example', 'app.internal:8443'],
+          ['https://app.internal:9000', 'app.internal:8443'],
+          ['http://app.internal:8443', 'app.internal:8443'],
+          ['https://app.internal:8443', undefined],
+        ] as const) {
+          assert.deepEqual(guard.checkRequest({ method: 'POST', host, origin }), {
+            ok: false,
+            reason: 'foreign-origin',
+          });
+        }
+        const plain = new Csrf(store, keyRing, { ownOrigin: 'http://localhost:3000', sameHostOrigin: true });
+        assert.deepEqual(
+          plain.checkRequest({ method: 'POST', host: '127.0.0.1:4000', origin: 'http://127.0.0.1:4000' }),
+          {
+            ok: true,
+          },
+        );
+      });
+
       it('refuses a token of another session, a malformed or missing one, and a revoked one', async () => {
         const guard = csrf();
         const a = await newSession();

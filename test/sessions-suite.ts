@@ -295,6 +295,26 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       assert.ok((await b.list(input.userId))[0]?.lastSeenAtMs ?? 0 >= session.createdAtMs);
     });
 
+    it('validates by handle for verified credentials, counting the use, and refuses ended or malformed handles', async () => {
+      const a = sessions();
+      const input = user();
+      const { token, session } = await a.create(input);
+      const byHandle = await a.validateHandle(session.handle);
+      assert.equal(byHandle.session?.userId, input.userId);
+      assert.equal(byHandle.session.handle, session.handle);
+      await a.flush();
+      const listed = (await a.list(input.userId)).find((entry) => entry.handle === session.handle);
+      assert.ok((listed?.requestCount ?? 0) >= 1, 'the use counts as activity');
+      assert.deepEqual(await a.validateHandle('not a handle'), { session: null, reason: null });
+      assert.deepEqual(
+        await a.validateHandle(token),
+        { session: null, reason: null },
+        'a token is not a handle',
+      );
+      await a.revoke(session.handle);
+      assert.equal((await a.validateHandle(session.handle)).session, null);
+    });
+
     it('tells another instance that a session ended within 100 ms, for every way a session ends', async () => {
       const a = sessions({ maxPerUser: 2 });
       const b = await otherInstance();
@@ -329,6 +349,15 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       const evicted = await next(() => a.create(input));
       assert.deepEqual(evicted.event, { handle: oldest.handle, reason: 'evicted-limit' });
       assert.ok(evicted.latencyMs < 100, `seen after ${evicted.latencyMs.toFixed(1)} ms`);
+
+      const fourth = await a.create(user());
+      const signedOut = await next(() => a.revoke(fourth.session.handle, { cause: 'signout' }));
+      assert.deepEqual(signedOut.event, {
+        handle: fourth.session.handle,
+        reason: 'revoked',
+        cause: 'signout',
+      });
+      await assert.rejects(a.revoke(fourth.session.handle, { cause: 'Sign Out!' }), TypeError);
 
       const all = await next(() => a.revokeAll(input.userId));
       assert.equal(all.event.reason, 'revoked');

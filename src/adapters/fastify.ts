@@ -176,6 +176,7 @@ export default gatehouseFastify;
 
 export {
   HttpGuard,
+  nodeRequestView,
   type Authentication,
   type HttpGuardOptions,
   type RouteRequirements,

@@ -44,6 +44,7 @@ export class KeyRing {
   /** Newest first, like the ring: the newest signs, every one verifies. */
   private readonly macKeys: readonly Buffer[];
   private readonly auditKey: Buffer;
+  private readonly secretKeys: readonly Buffer[];
 
   constructor(secretKeys: readonly Buffer[]) {
     if (secretKeys.length === 0) throw new TypeError('the key ring needs at least one secret key');
@@ -58,6 +59,19 @@ export class KeyRing {
     this.macKeys = secretKeys.map((secret) => subkey(secret, 'mac v1'));
     this.identifierKey = subkey(secretKeys[secretKeys.length - 1] ?? Buffer.alloc(0), 'identifiers v1');
     this.auditKey = subkey(secretKeys[0] ?? Buffer.alloc(0), 'audit v1');
+    this.secretKeys = secretKeys.map((key) => Buffer.from(key));
+  }
+
+  /**
+   * 32-byte keys for an application's own `purpose` (HKDF-SHA-256 of each secret key), newest
+   * first, like the ring. Every instance with the same SECRET_KEYS derives the same keys, and
+   * rotating SECRET_KEYS rotates them. Purposes gatehouse uses itself are refused.
+   */
+  derivedKeys(purpose: string): Buffer[] {
+    if (!/^app:[\x21-\x7e][\x20-\x7e]{0,63}$/.test(purpose)) {
+      throw new TypeError('purpose must be "app:" followed by 1 to 64 printable characters');
+    }
+    return this.secretKeys.map((secret) => subkey(secret, purpose));
   }
 
   /** A ring with one fresh random key, for tests and single-process development. */

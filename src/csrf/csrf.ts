@@ -47,6 +47,12 @@ export interface CsrfRequest {
   readonly secFetchSite?: string | null | undefined;
   readonly origin?: string | null | undefined;
   readonly authorization?: string | null | undefined;
+  /**
+   * The request's `Host` header. With `sameHostOrigin`, an `Origin` naming this very host is the
+   * service's own. The browser sets `Host` from the URL it sends to, so a foreign page cannot make
+   * the two agree for the service's cookies.
+   */
+  readonly host?: string | null | undefined;
 }
 
 export interface CsrfAuditEvent {
@@ -59,6 +65,12 @@ export interface CsrfOptions {
   readonly ownOrigin: string;
   /** Other origins allowed to send unsafe requests. */
   readonly trustedOrigins?: readonly string[];
+  /**
+   * Also count as own an `Origin` whose host and port equal the request's `Host` header (its
+   * scheme must be https when `ownOrigin` is https), for a service reached under several names
+   * or whose public address is not known in advance. Default false.
+   */
+  readonly sameHostOrigin?: boolean;
   /** Accept `Sec-Fetch-Site: same-site` (sibling subdomains). Default false. */
   readonly allowSameSite?: boolean;
   /** Token lifetime. Default 4h. */
@@ -89,6 +101,7 @@ function macData(sessionHandle: string, body: Buffer): Buffer {
 export class Csrf {
   private readonly allowedOrigins: ReadonlySet<string>;
   private readonly ttlMs: number;
+  private readonly ownScheme: string;
 
   constructor(
     private readonly store: Store,
@@ -103,6 +116,7 @@ export class Csrf {
       return origin;
     });
     this.allowedOrigins = new Set(origins);
+    this.ownScheme = new URL(options.ownOrigin).protocol;
     this.ttlMs = toMs('csrf.ttl', options.ttl ?? '4h');
   }
 
@@ -127,11 +141,25 @@ export class Csrf {
     const origin = request.origin?.trim();
     if (origin) {
       if (origin === 'null') return this.refuse('null-origin');
-      return this.allowedOrigins.has(originOf(origin) ?? '') ? { ok: true } : this.refuse('foreign-origin');
+      const parsed = originOf(origin) ?? '';
+      if (this.allowedOrigins.has(parsed)) return { ok: true };
+      return this.isSameHost(parsed, request.host) ? { ok: true } : this.refuse('foreign-origin');
     }
     // Neither header: refused. A Referer is not enough (it can be stripped or rewritten by
     // policies and proxies, and the contract asks for Fetch Metadata or Origin).
     return this.refuse('missing-origin');
+  }
+
+  private isSameHost(origin: string, host: string | null | undefined): boolean {
+    if (this.options.sameHostOrigin !== true || !host || origin === '') return false;
+    const url = new URL(origin);
+    if (this.ownScheme === 'https:' && url.protocol !== 'https:') return false;
+    // URL drops default ports from `host`; the Host header may carry them.
+    const expected = host
+      .trim()
+      .toLowerCase()
+      .replace(url.protocol === 'https:' ? /:443$/ : /:80$/, '');
+    return url.host === expected;
   }
 
   /**

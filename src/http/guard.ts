@@ -11,7 +11,7 @@ import type { Csrf } from '../csrf/csrf.js';
 import type { Lock, Locks } from '../locks/locks.js';
 import type { Nonces } from '../nonces/nonces.js';
 import type { RateLimits } from '../rate-limit/rate-limits.js';
-import type { Session, Sessions } from '../sessions/sessions.js';
+import type { Session, Sessions, SessionValidationResult } from '../sessions/sessions.js';
 import type { SessionEndReason } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { clientIp } from './client-ip.js';
@@ -48,13 +48,23 @@ export interface HttpGuardOptions {
   readonly secureCookies?: boolean;
   /** Proxies in front of the service whose `X-Forwarded-For` entries are believed (`true` = 1). Default none. */
   readonly trustProxy?: number | boolean;
+  /**
+   * Bearer credentials other than session tokens, such as signed access tokens: return the
+   * session the credential stands for (or null with the reason), or undefined when the bearer is
+   * not such a credential, and it is then validated as a session token. Requests authenticated
+   * this way have `via: 'access-token'`.
+   */
+  readonly authenticateBearer?: (token: string) => Promise<SessionValidationResult | undefined>;
 }
 
 /** How a request is authenticated. */
 export interface Authentication {
   readonly session: Session | null;
-  /** Where the session came from: a bearer token, the session cookie, or nowhere. */
-  readonly via: 'bearer' | 'cookie' | null;
+  /**
+   * Where the session came from: a session token as bearer, the session cookie, another bearer
+   * credential accepted by `authenticateBearer`, or nowhere.
+   */
+  readonly via: 'bearer' | 'cookie' | 'access-token' | null;
   /** Why a presented token was not accepted, when the store knows (limit, timeout, ...). */
   readonly endReason: SessionEndReason | null;
   /** Whether the request presented a token at all. */
@@ -140,6 +150,14 @@ export class HttpGuard {
     if (token === undefined || token === '') {
       return { session: null, via: null, endReason: null, presented: authorization !== undefined };
     }
+    if (via === 'bearer' && this.options.authenticateBearer) {
+      const other = await this.options.authenticateBearer(token);
+      if (other !== undefined) {
+        return other.session
+          ? { session: other.session, via: 'access-token', endReason: null, presented: true }
+          : { session: null, via: null, endReason: other.reason, presented: true };
+      }
+    }
     const result = await this.options.sessions.validateWithReason(token);
     if (!result.session) return { session: null, via: null, endReason: result.reason, presented: true };
     return { session: result.session, via, endReason: null, presented: true };
@@ -206,6 +224,7 @@ export class HttpGuard {
       secFetchSite: request.header('sec-fetch-site'),
       origin: request.header('origin'),
       authorization: request.header('authorization'),
+      host: request.header('host'),
     });
     return result.ok ? null : refusal('CSRF_INVALID', 'The request failed the CSRF check.');
   }
@@ -313,7 +332,7 @@ export class HttpGuard {
    * the cookie (for cookie sessions) and `Clear-Site-Data`.
    */
   async signOut(auth: Authentication): Promise<Record<string, string>> {
-    if (auth.session) await this.options.sessions.revoke(auth.session.handle);
+    if (auth.session) await this.options.sessions.revoke(auth.session.handle, { cause: 'signout' });
     return {
       'Set-Cookie': clearedSessionCookie(this.secureCookies),
       'Clear-Site-Data': CLEAR_SITE_DATA,

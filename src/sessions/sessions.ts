@@ -138,7 +138,12 @@ const RECONCILE_MARGIN_MS = 60_000;
 export interface SessionEndedEvent {
   readonly handle: string;
   readonly reason: SessionEndReason;
+  /** The application's word for why, when `revoke` was given one (e.g. `signout`). */
+  readonly cause?: string;
 }
+
+/** A revocation cause: a short lower-case word, carried to every instance with the event. */
+const CAUSE = /^[a-z][a-z0-9-]{0,31}$/;
 
 export type SessionValidationResult =
   | { readonly session: Session; readonly reason: null }
@@ -355,6 +360,22 @@ export class Sessions {
   async validateWithReason(token: unknown): Promise<SessionValidationResult> {
     const ref = refFromToken(token);
     if (!ref) return { session: null, reason: null };
+    return this.validateRef(ref);
+  }
+
+  /**
+   * Validates a session by its public handle, counting the use as activity like `validate`.
+   * Handles are not secrets (they are listed to their users): call this only with a handle taken
+   * from a credential the service has verified itself, such as the `sid` claim of a signed access
+   * token.
+   */
+  async validateHandle(handle: unknown): Promise<SessionValidationResult> {
+    const ref = refFromHandle(handle);
+    if (!ref) return { session: null, reason: null };
+    return this.validateRef(ref);
+  }
+
+  private async validateRef(ref: SessionRef): Promise<SessionValidationResult> {
     const key = handleOf(ref);
     if (this.cacheTtlMs > 0) {
       const cached = this.fromCache(key);
@@ -502,9 +523,13 @@ export class Sessions {
 
   /**
    * Ends the session named by `handle`. With `userId`, only if the session is that user's (so a
-   * user can never end someone else's). True when a live session was ended.
+   * user can never end someone else's). `cause` (e.g. `signout`) reaches every `onEnded`
+   * listener with the event. True when a live session was ended.
    */
-  async revoke(handle: string, options: { userId?: string } = {}): Promise<boolean> {
+  async revoke(handle: string, options: { userId?: string; cause?: string } = {}): Promise<boolean> {
+    if (options.cause !== undefined && !CAUSE.test(options.cause)) {
+      throw new TypeError('cause must be a lower-case word of up to 32 letters, digits and dashes');
+    }
     const ref = refFromHandle(handle);
     if (!ref) return false;
     if (options.userId !== undefined && this.userPseudonym(options.userId) !== ref.uid) return false;
@@ -527,7 +552,7 @@ export class Sessions {
     if (ended) {
       const userId = options.userId ?? (session ? (this.openPayload(ref, session)?.u ?? null) : null);
       this.audit('session.revoked', userId, ref);
-      await this.announce([handle], 'revoked');
+      await this.announce([handle], 'revoked', options.cause);
     }
     return ended;
   }
@@ -617,10 +642,17 @@ export class Sessions {
   }
 
   /** Tells every instance which sessions ended. Best effort: the sessions are ended either way. */
-  private async announce(handles: readonly string[], reason: SessionEndReason): Promise<void> {
+  private async announce(
+    handles: readonly string[],
+    reason: SessionEndReason,
+    cause?: string,
+  ): Promise<void> {
     if (handles.length === 0) return;
     try {
-      await this.store.publish(this.channel, JSON.stringify({ h: handles, r: reason }));
+      await this.store.publish(
+        this.channel,
+        JSON.stringify(cause === undefined ? { h: handles, r: reason } : { h: handles, r: reason, c: cause }),
+      );
     } catch {
       // Validation refuses them anyway; listeners learn at their next check.
     }
@@ -634,15 +666,19 @@ export class Sessions {
       return;
     }
     if (typeof parsed !== 'object' || parsed === null) return;
-    const { h: handles, r: reason } = parsed as { h?: unknown; r?: unknown };
+    const { h: handles, r: reason, c: cause } = parsed as { h?: unknown; r?: unknown; c?: unknown };
     const knownReason = SESSION_END_REASONS.find((candidate) => candidate === reason);
     if (!Array.isArray(handles) || !knownReason) return;
+    const event =
+      typeof cause === 'string' && CAUSE.test(cause)
+        ? { reason: knownReason, cause }
+        : { reason: knownReason };
     for (const handle of handles) {
       if (typeof handle !== 'string' || refFromHandle(handle) === null) continue;
       this.uncache(handle);
       for (const listener of this.endedListeners) {
         try {
-          listener({ handle, reason: knownReason });
+          listener({ handle, ...event });
         } catch {
           // One listener's failure must not keep the others from hearing.
         }
