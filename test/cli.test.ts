@@ -1,10 +1,16 @@
 /**
  * The `gatehouse` command as an operator meets it: start-up refuses bad configuration with a
- * message naming the variable, and accepts the embedded defaults or a real Redis.
+ * message naming the variable; `serve` runs the service on the embedded defaults or a real
+ * Redis, starts while Redis is down, and drains on SIGTERM.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+
+import { freePort } from './harness/redis-server.js';
 
 import { startStandalone, type Standalone } from './harness/topologies.js';
 
@@ -30,7 +36,32 @@ function run(
   });
 }
 
-describe('gatehouse CLI', () => {
+/** Starts `gatehouse serve` on a free port and waits until it listens. */
+async function serve(env: Record<string, string>) {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...env },
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number>((resolve) => {
+    child.once('exit', (code) => {
+      resolve(code ?? -1);
+    });
+  });
+  const deadline = Date.now() + 60_000;
+  while (!output.includes('gatehouse reference service listening')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`serve did not start:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, exited, base: `http://127.0.0.1:${String(port)}`, output: () => output };
+}
+
+describe('gatehouse CLI', { timeout: 180_000 }, () => {
   let redis: Standalone;
 
   before(async () => {
@@ -62,17 +93,71 @@ describe('gatehouse CLI', () => {
     assert.match(stderr, /needs Redis/);
   });
 
-  it('serve accepts the embedded defaults and says loudly that the memory store is single-instance', async () => {
-    const { code, stderr, stdout } = await run(['serve']);
-    assert.equal(code, 0, stderr);
-    assert.match(stderr, /MEMORY STORE/);
-    assert.match(stdout, /reference service is not built yet/);
+  it('serve runs the service on the embedded defaults, then drains and stops on SIGTERM', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'gh-cli-'));
+    try {
+      const service = await serve({ DATA_DIR: dataDir });
+      assert.match(service.output(), /MEMORY STORE/);
+      assert.match(service.output(), /generated a development key/);
+      assert.equal(statSync(join(dataDir, 'secret-keys')).mode & 0o777, 0o600);
+      const health = (await (await fetch(`${service.base}/health`)).json()) as {
+        status: string;
+        redis: unknown;
+      };
+      assert.equal(health.status, 'healthy');
+      assert.deepEqual(health.redis, { status: 'disabled', mode: 'memory' });
+      // A live event stream is in flight: SIGTERM closes it, then the process exits by itself.
+      const email = `cli-${String(process.pid)}@clinic.example`;
+      const password = 'correct horse battery staple';
+      const post = (path: string, body: unknown) =>
+        fetch(`${service.base}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      assert.equal((await post('/api/v1/auth/signup', { email, password })).status, 201);
+      const signin = (await (await post('/api/v1/auth/signin', { email, password })).json()) as {
+        data: { sessionToken: string };
+      };
+      const stream = await fetch(`${service.base}/api/v1/events`, {
+        headers: { authorization: `Bearer ${signin.data.sessionToken}` },
+      });
+      assert.equal(stream.status, 200);
+      const body = stream.text();
+      service.child.kill('SIGTERM');
+      assert.match(await body, /event: closing/);
+      assert.equal(await service.exited, 0);
+      assert.match(service.output(), /"msg":"stopped"/);
+      // The second start reads the same key: sessions survive a restart.
+      const again = await serve({ DATA_DIR: dataDir });
+      assert.match(again.output(), /using the development key/);
+      again.child.kill('SIGTERM');
+      assert.equal(await again.exited, 0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
-  it('serve connects to Redis from REDIS_ADDR and reports it ready', async () => {
-    const { code, stderr } = await run(['serve'], { REDIS_ADDR: `127.0.0.1:${String(redis.server.port)}` });
-    assert.equal(code, 0, stderr);
-    assert.match(stderr, /"mode":"standalone","status":"up".*"msg":"store ready"/);
+  it('serve connects to Redis from REDIS_ADDR', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'gh-cli-'));
+    try {
+      const service = await serve({
+        DATA_DIR: dataDir,
+        REDIS_ADDR: `127.0.0.1:${String(redis.server.port)}`,
+      });
+      const health = (await (await fetch(`${service.base}/health`)).json()) as {
+        status: string;
+        redis: { status: string; mode: string };
+      };
+      assert.equal(health.status, 'healthy');
+      assert.equal(health.redis.status, 'up');
+      assert.equal(health.redis.mode, 'standalone');
+      assert.equal((await fetch(`${service.base}/ready`)).status, 200);
+      service.child.kill('SIGTERM');
+      assert.equal(await service.exited, 0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('acl-rule prints the least-privilege rule for a prefix', async () => {
@@ -91,10 +176,20 @@ describe('gatehouse CLI', () => {
     assert.doesNotMatch(flag.stderr, /\n\s+at /);
   });
 
-  it('serve fails when Redis does not answer', async () => {
-    const { code, stderr } = await run(['serve'], { REDIS_ADDR: '127.0.0.1:1' });
-    assert.equal(code, 1);
-    assert.match(stderr, /store not ready/);
+  it('serve starts while Redis does not answer, and says so: /ready 503 at once, /health degraded', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'gh-cli-'));
+    try {
+      const service = await serve({ DATA_DIR: dataDir, REDIS_ADDR: '127.0.0.1:1' });
+      const started = Date.now();
+      assert.equal((await fetch(`${service.base}/ready`)).status, 503);
+      assert.ok(Date.now() - started < 1000, 'within a second');
+      const health = (await (await fetch(`${service.base}/health`)).json()) as { status: string };
+      assert.equal(health.status, 'degraded');
+      service.child.kill('SIGTERM');
+      assert.equal(await service.exited, 0);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('answers --help and refuses unknown commands', async () => {

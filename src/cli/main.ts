@@ -1,21 +1,22 @@
 #!/usr/bin/env node
 /**
- * The `gatehouse` command. `serve` checks the configuration and the store; the reference
- * service itself lands with issue #8. `acl-rule` prints the least-privilege Redis ACL rule.
+ * The `gatehouse` command. `serve` runs the reference service (what `npm start` runs);
+ * `acl-rule` prints the least-privilege Redis ACL rule.
  */
 import { parseArgs } from 'node:util';
 
 import { describeStore, loadConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { createService } from '../service/app.js';
+import { loadOrCreateDevKeys } from '../service/dev-keys.js';
 import { aclRule } from '../store/acl.js';
-import { createStore } from '../store/index.js';
 import { isValidPrefix, PREFIX_EXPECTED } from '../store/keys.js';
 import { createConsoleLogger } from '../util/logger.js';
 
 const HELP = `Usage: gatehouse <command> [options]
 
 Commands:
-  serve              check the configuration and the store, then start the reference service
+  serve              run the reference service (same as npm start); configuration from the environment
   acl-rule           print the least-privilege Redis ACL rule for gatehouse's user
                      (--prefix <prefix>, default gh)
 
@@ -40,27 +41,60 @@ async function serve(): Promise<number> {
   if (config.store.kind === 'memory') {
     logger.warn(
       {},
-      'MEMORY STORE: sessions, rate limits, nonces and locks live in this process only; run one instance, or set REDIS_URL',
+      'MEMORY STORE: sessions, rate limits, nonces and locks live in this process only; run ONE instance, or set REDIS_URL',
     );
   }
-  const store = createStore({
-    redis: config.store.kind === 'memory' ? 'memory' : config.store.connection,
-    keyPrefix: config.keyPrefix,
-    logger,
+  let secretKeys = config.secretKeys;
+  if (!secretKeys) {
+    const dev = loadOrCreateDevKeys(config.dataDir);
+    logger.warn(
+      { dataDir: config.dataDir },
+      dev.created
+        ? 'no SECRET_KEYS: generated a development key into DATA_DIR (production requires SECRET_KEYS)'
+        : 'no SECRET_KEYS: using the development key in DATA_DIR (production requires SECRET_KEYS)',
+    );
+    secretKeys = dev.keys;
+  }
+  const service = await createService(config, { secretKeys });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    service.app.log.info({ signal }, 'draining in-flight requests, then closing Redis and the database');
+    // A second signal, or a drain that hangs, ends the process anyway.
+    const force = setTimeout(() => {
+      service.app.log.error({}, 'drain took too long; exiting');
+      process.exit(1);
+    }, 25_000);
+    force.unref();
+    service.close().then(
+      () => {
+        service.app.log.info({}, 'stopped');
+        process.exitCode = 0;
+      },
+      (error: unknown) => {
+        service.app.log.error({ err: error }, 'could not close cleanly');
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.once('SIGTERM', () => {
+    stop('SIGTERM');
+  });
+  process.once('SIGINT', () => {
+    stop('SIGINT');
   });
   try {
-    await store.waitUntilReady(3000);
-    const health = await store.health();
-    logger.info({ mode: health.mode, status: health.status, latencyMs: health.latencyMs }, 'store ready');
+    const address = await service.app.listen({ host: config.host, port: config.port });
+    service.app.log.info(
+      { address, database: service.context.db.kind },
+      'gatehouse reference service listening',
+    );
   } catch (error) {
-    logger.error({ reason: error instanceof Error ? error.message : String(error) }, 'store not ready');
+    service.app.log.error({ err: error }, 'could not listen');
+    await service.close();
     return 1;
-  } finally {
-    await store.close();
   }
-  process.stdout.write(
-    'gatehouse: the reference service is not built yet (it lands with issue #8); the configuration and store checks above passed.\n',
-  );
   return 0;
 }
 

@@ -1,0 +1,333 @@
+/**
+ * The reference service: the healthcare-forms backend of ../API.md, assembled from gatehouse's
+ * public API and its Fastify adapter. `createService` builds everything (store, database, routes)
+ * and returns the Fastify app unstarted; `serve` in src/cli/main.ts listens and drains on SIGTERM.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+
+import { gatehouseFastify, refusalForError } from '../adapters/fastify.js';
+import {
+  createGatehouse,
+  SqlSessionRepository,
+  type Config,
+  type Gatehouse,
+  type RedisConnectionOptions,
+} from '../index.js';
+import { AccessTokens } from './access-tokens.js';
+import { AuditLog } from './audit.js';
+import { migrate, openDatabase, type Database } from './db.js';
+import { LiveEvents } from './events.js';
+import { ServiceMetrics } from './metrics.js';
+import { collectOpenApi, type OpenApiCollector } from './openapi.js';
+import { PasswordVerifier } from './passwords.js';
+import { createPdfRenderer, type PdfRenderer } from './pdf.js';
+import { registerAuthRoutes } from './routes/auth.js';
+import { registerFormRoutes } from './routes/forms.js';
+import { registerOperationsRoutes } from './routes/operations.js';
+import { registerSessionRoutes } from './routes/sessions.js';
+import { sendError } from './schemas.js';
+
+/** Everything a route needs; built once per service. */
+export interface ServiceContext {
+  readonly config: Config;
+  readonly gh: Gatehouse;
+  readonly db: Database;
+  readonly audit: AuditLog;
+  readonly accessTokens: AccessTokens;
+  readonly passwords: PasswordVerifier;
+  readonly pdf: PdfRenderer;
+  readonly metrics: ServiceMetrics;
+  readonly events: LiveEvents;
+  readonly openApi: OpenApiCollector;
+  readonly version: string;
+  readonly startedAtMs: number;
+}
+
+export interface Service {
+  readonly app: FastifyInstance;
+  readonly context: ServiceContext;
+  /** Stops taking requests, waits for those in flight, closes live streams, Redis and the database. */
+  close(): Promise<void>;
+}
+
+export interface CreateServiceOptions {
+  /** Secret keys when the configuration has none (development keys from DATA_DIR). */
+  readonly secretKeys?: readonly Buffer[];
+  /** A database to use instead of opening the configured one (tests). */
+  readonly database?: Database;
+  /** How long start-up waits for Redis before going on without it. Default 3 s. */
+  readonly redisReadyTimeoutMs?: number;
+}
+
+/** Bodies over this are refused with 413 `PAYLOAD_TOO_LARGE`. */
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export function serviceVersion(): string {
+  try {
+    const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+    const parsed = JSON.parse(text) as { version?: unknown };
+    return typeof parsed.version === 'string' ? parsed.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export async function createService(config: Config, options: CreateServiceOptions = {}): Promise<Service> {
+  const secretKeys = config.secretKeys ?? options.secretKeys;
+  if (!secretKeys || secretKeys.length === 0) throw new TypeError('the service needs secret keys');
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT_BYTES,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Wrong types are refused, never coerced ("12" is not a number); unknown fields are kept
+    // out of nothing, but no route reads them.
+    ajv: { customOptions: { coerceTypes: false, allErrors: false } },
+    logger: {
+      level: config.logLevel,
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'req.headers["x-csrf-token"]',
+          'req.headers["x-lock-token"]',
+          'res.headers["set-cookie"]',
+          '*.password',
+          '*.token',
+          '*.sessionToken',
+          '*.accessToken',
+          '*.csrfToken',
+          '*.nonce',
+          '*.inviteCode',
+        ],
+        censor: '[redacted]',
+      },
+      // No client address, headers or query in the request log: they are personal data.
+      serializers: {
+        req: (request: FastifyRequest) => ({
+          method: request.method,
+          url: request.routeOptions.url ?? 'unknown',
+        }),
+      },
+    },
+  });
+  const openApi = collectOpenApi(app);
+  const database = options.database ?? (await openDatabase(config.databaseUrl, config.dataDir));
+  try {
+    await migrate(database);
+  } catch (error) {
+    if (!options.database) await database.close();
+    throw error;
+  }
+  const audit = new AuditLog(database, app.log);
+  const metrics = new ServiceMetrics();
+  const redis: RedisConnectionOptions | 'memory' =
+    config.store.kind === 'memory' ? 'memory' : config.store.connection;
+  const instances = Number(process.env.GATEHOUSE_EXPECTED_INSTANCES ?? '1');
+  const gh = await createGatehouse({
+    redis,
+    secretKeys,
+    origin: `${config.cookieSecure ? 'https' : 'http'}://${originHost(config.host)}:${String(config.port)}`,
+    trustedOrigins: config.trustedOrigins,
+    keyPrefix: config.keyPrefix,
+    logger: app.log,
+    readyTimeout: options.redisReadyTimeoutMs ?? 3000,
+    sessions: {
+      idleTimeout: config.sessions.idleTimeoutMs,
+      absoluteTimeout: config.sessions.absoluteTimeoutMs,
+      maxPerUser: config.sessions.maxPerUser,
+      ...(config.sessions.durable ? { repository: new SqlSessionRepository(database) } : {}),
+      audit: (event) => {
+        audit.record({
+          type: event.type,
+          outcome: 'info',
+          userId: event.userId,
+          sessionHash: event.sessionHash,
+        });
+      },
+    },
+    csrf: {
+      sameHostOrigin: true,
+      audit: (event) => {
+        audit.record({ type: event.type, outcome: 'failure', details: { reason: event.reason } });
+      },
+    },
+    nonces: {
+      audit: (event) => {
+        audit.record({ type: event.type, outcome: 'failure', details: { reason: event.reason } });
+      },
+    },
+    locks: {
+      audit: (event) => {
+        if (event.type === 'lock.conflict') metrics.lockConflicts.inc();
+        audit.record({
+          type: event.type,
+          outcome: event.type === 'lock.conflict' ? 'failure' : 'info',
+          details: { resourceHash: event.resourceHash },
+        });
+      },
+    },
+    revocations: {
+      audit: (event) => {
+        audit.record({ type: event.type, outcome: 'info', userId: event.userId });
+      },
+    },
+    rateLimits: {
+      policies: Object.fromEntries(
+        Object.entries(config.rateLimits).map(([name, policy]) => [name, { policy, whenStoreDown: 'open' }]),
+      ),
+      expectedInstances: Number.isSafeInteger(instances) && instances > 0 ? instances : 1,
+    },
+  });
+  const accessTokens = new AccessTokens(gh.keyRing);
+  const passwords = new PasswordVerifier();
+  const events = new LiveEvents(gh, app.log);
+  const context: ServiceContext = {
+    config,
+    gh,
+    db: database,
+    audit,
+    accessTokens,
+    passwords,
+    pdf: createPdfRenderer(config.gotenbergUrl),
+    metrics,
+    events,
+    openApi,
+    version: serviceVersion(),
+    startedAtMs: Date.now(),
+  };
+  metrics.watch(context);
+
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string' },
+    (() => {
+      const parseJson = app.getDefaultJsonParser('error', 'error');
+      // A body-less POST that still says application/json is a body-less POST.
+      return (
+        request: FastifyRequest,
+        body: string | Buffer,
+        done: (error: Error | null, value?: unknown) => void,
+      ) => {
+        if (body === '' || body.length === 0) {
+          done(null, undefined);
+          return;
+        }
+        void parseJson(request, body as string, done);
+      };
+    })(),
+  );
+
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('X-Request-Id', request.id);
+    done();
+  });
+  app.addHook('onSend', (request, reply, payload, done) => {
+    void reply.header('X-Content-Type-Options', 'nosniff');
+    void reply.header('Referrer-Policy', 'no-referrer');
+    void reply.header('X-Frame-Options', 'DENY');
+    void reply.header('Cross-Origin-Opener-Policy', 'same-origin');
+    if (config.cookieSecure)
+      void reply.header('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+    if (!reply.hasHeader('Content-Security-Policy')) {
+      void reply.header(
+        'Content-Security-Policy',
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+      );
+    }
+    done(null, payload);
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(request, reply);
+    done();
+  });
+
+  await app.register(gatehouseFastify, {
+    sessions: gh.sessions,
+    csrf: gh.csrf,
+    rateLimits: gh.rateLimits,
+    nonces: gh.nonces,
+    locks: gh.locks,
+    secureCookies: config.cookieSecure,
+    trustProxy: config.trustProxy,
+    authenticateBearer: (token) => authenticateAccessToken(context, token),
+  });
+  // After the plugin's onRequest: count how each request was authenticated.
+  app.addHook('onRequest', (request, reply, done) => {
+    const auth = request.gatehouseAuth;
+    metrics.sessionValidations.inc({
+      outcome: !auth?.presented ? 'none' : auth.session ? 'valid' : 'invalid',
+    });
+    done();
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.validation) {
+      sendError(reply, 400, 'VALIDATION_ERROR', validationMessage(error));
+      return;
+    }
+    const refused = refusalForError(error);
+    if (refused.status >= 500) request.log.error({ err: error }, 'request failed');
+    void reply.code(refused.status).headers(refused.headers).send(refused.body);
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    sendError(reply, 404, 'NOT_FOUND', 'Not found.');
+  });
+
+  registerAuthRoutes(app, context);
+  registerSessionRoutes(app, context);
+  registerFormRoutes(app, context);
+  registerOperationsRoutes(app, context);
+  events.register(app);
+
+  await events.start();
+  void passwords.warmUp();
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      events.closeAll('shutdown');
+      await app.close();
+      await gh.close();
+      await audit.flush();
+      metrics.stop();
+      if (!options.database) await database.close();
+    })();
+    return closing;
+  };
+  return { app, context, close };
+}
+
+function originHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function validationMessage(error: FastifyError): string {
+  const text = error.message.replace(/\s+/g, ' ').slice(0, 200);
+  return text === '' ? 'The request is malformed.' : text;
+}
+
+/**
+ * Access tokens as bearers: a signed, unexpired, unrevoked token whose session is still live
+ * (validating the session also counts the use as its activity). Undefined for bearers that are
+ * not JWTs, which are then tried as session tokens.
+ */
+async function authenticateAccessToken(context: ServiceContext, token: string) {
+  if (!AccessTokens.looksLikeJwt(token)) return undefined;
+  const claims = await context.accessTokens.verify(token);
+  if (!claims) return { session: null, reason: null };
+  const [tokenRevoked, sessionRevoked] = await Promise.all([
+    context.gh.revocations.isRevoked(claims.jti),
+    context.gh.revocations.isRevoked(`sid:${claims.sid}`),
+  ]);
+  if (tokenRevoked || sessionRevoked) return { session: null, reason: null };
+  const result = await context.gh.sessions.validateHandle(claims.sid);
+  if (result.session && result.session.userId !== claims.sub) return { session: null, reason: null };
+  return result;
+}

@@ -1,0 +1,174 @@
+/**
+ * Operations routes (API.md "Operations"): /health, /ready, /metrics, /openapi.json and its page,
+ * and /admin. They answer bare, without the envelope.
+ */
+import { randomUUID } from 'node:crypto';
+
+import type { FastifyInstance } from 'fastify';
+
+import type { StoreHealth } from '../../index.js';
+import type { ServiceContext } from '../app.js';
+import { openApiPage } from '../openapi.js';
+import { renderAdminPage } from '../admin.js';
+
+/** /ready answers within this, whatever Redis and the database do. */
+const READY_BUDGET_MS = 800;
+
+/** Resolves to `fallback` when `promise` takes longer than `ms` (the promise runs on, ignored). */
+function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(fallback);
+    }, ms);
+  });
+  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => {
+    clearTimeout(timer);
+  });
+}
+
+function redisReport(health: StoreHealth): Record<string, unknown> {
+  let usedBytes = 0;
+  let maxBytes = 0;
+  let clients = 0;
+  let hits = 0;
+  let misses = 0;
+  let evicted = 0;
+  let policy: string | null = null;
+  let infoAvailable = false;
+  for (const node of health.nodes) {
+    if (typeof node.info !== 'object') continue;
+    infoAvailable = true;
+    usedBytes += node.info.usedMemoryBytes;
+    maxBytes += node.info.maxMemoryBytes;
+    clients += node.info.connectedClients;
+    hits += node.info.keyspaceHits;
+    misses += node.info.keyspaceMisses;
+    evicted += node.info.evictedKeys;
+    policy ??= node.info.maxMemoryPolicy;
+  }
+  return {
+    status: health.status,
+    mode: health.mode,
+    latencyMs: health.latencyMs,
+    nodes: health.nodes.length,
+    memory: infoAvailable ? { usedBytes, maxBytes, policy } : null,
+    clients: infoAvailable ? clients : null,
+    stats: infoAvailable
+      ? {
+          keyspaceHits: hits,
+          keyspaceMisses: misses,
+          hitRatio: hits + misses === 0 ? null : hits / (hits + misses),
+          evictedKeys: evicted,
+        }
+      : null,
+  };
+}
+
+async function databaseUp(context: ServiceContext, budgetMs: number): Promise<boolean> {
+  return within(
+    context.db.query('SELECT 1').then(() => true),
+    budgetMs,
+    false,
+  );
+}
+
+export function registerOperationsRoutes(app: FastifyInstance, context: ServiceContext): void {
+  const { gh, config } = context;
+  const instanceId = randomUUID();
+
+  app.get(
+    '/health',
+    { schema: { summary: 'Health, with Redis and database facts', tags: ['operations'] } },
+    async (_request, reply) => {
+      const [health, database] = await Promise.all([
+        config.store.kind === 'memory' ? null : within(gh.health(), 2000, null),
+        databaseUp(context, 2000),
+      ]);
+      const redis =
+        config.store.kind === 'memory'
+          ? { status: 'disabled', mode: 'memory' }
+          : health
+            ? redisReport(health)
+            : { status: 'down', mode: config.store.connection.topology, latencyMs: null };
+      const degraded =
+        !database || context.metrics.isDegraded() || (redis.status !== 'up' && redis.status !== 'disabled');
+      return reply.header('Cache-Control', 'no-store').send({
+        status: degraded ? 'degraded' : 'healthy',
+        version: context.version,
+        uptimeSeconds: Math.floor((Date.now() - context.startedAtMs) / 1000),
+        redis,
+        rateLimits: { degraded: gh.rateLimits.degraded },
+        database: { status: database ? 'up' : 'down', kind: context.db.kind },
+      });
+    },
+  );
+
+  app.get(
+    '/ready',
+    { schema: { summary: 'Ready: Redis and the database answer a read/write probe', tags: ['operations'] } },
+    async (_request, reply) => {
+      const [redis, database] = await Promise.all([
+        within(
+          gh.store.probeReadWrite(instanceId, 'ready', 10_000).then(() => true),
+          READY_BUDGET_MS,
+          false,
+        ),
+        databaseUp(context, READY_BUDGET_MS),
+      ]);
+      const ready = redis && database;
+      return reply
+        .code(ready ? 200 : 503)
+        .header('Cache-Control', 'no-store')
+        .send({
+          status: ready ? 'ready' : 'not-ready',
+          redis: redis ? 'up' : 'down',
+          database: database ? 'up' : 'down',
+        });
+    },
+  );
+
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics', tags: ['operations'] } },
+    async (_request, reply) => {
+      const text = await context.metrics.registry.metrics();
+      return reply
+        .header('Content-Type', context.metrics.registry.contentType)
+        .header('Cache-Control', 'no-store')
+        .send(text);
+    },
+  );
+
+  app.get(
+    '/openapi.json',
+    { schema: { summary: 'This document', tags: ['operations'] } },
+    (_request, reply) => reply.send(context.openApi.document(context.version)),
+  );
+
+  app.get('/docs', { schema: { summary: 'The API, readable', tags: ['operations'] } }, (_request, reply) =>
+    reply
+      .header('Content-Type', 'text/html; charset=utf-8')
+      .header(
+        'Content-Security-Policy',
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+      )
+      .send(openApiPage(context.openApi.document(context.version))),
+  );
+
+  app.get(
+    '/admin',
+    {
+      schema: { summary: 'The operations dashboard (role admin)', tags: ['operations'] },
+      config: { gatehouse: { roles: ['admin'], rateLimit: 'api' } },
+    },
+    async (_request, reply) =>
+      reply
+        .header('Content-Type', 'text/html; charset=utf-8')
+        .header(
+          'Content-Security-Policy',
+          "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        )
+        .send(await renderAdminPage(context)),
+  );
+}
