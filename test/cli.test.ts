@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { freePort } from './harness/redis-server.js';
-
 import { startStandalone, type Standalone } from './harness/topologies.js';
+import { spawnService } from './service/process.js';
 
 const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
 
@@ -36,29 +35,8 @@ function run(
   });
 }
 
-/** Starts `gatehouse serve` on a free port and waits until it listens. */
-async function serve(env: Record<string, string>) {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...env },
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number>((resolve) => {
-    child.once('exit', (code) => {
-      resolve(code ?? -1);
-    });
-  });
-  const deadline = Date.now() + 60_000;
-  while (!output.includes('gatehouse reference service listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`serve did not start:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return { child, exited, base: `http://127.0.0.1:${String(port)}`, output: () => output };
+function serve(env: Record<string, string>) {
+  return spawnService(env);
 }
 
 describe('gatehouse CLI', { timeout: 180_000 }, () => {

@@ -2,7 +2,8 @@
  * The reference service against API.md on the embedded defaults (memory store, PGlite), on
  * standalone Redis with PostgreSQL, and on a 3-primary Redis Cluster with PGlite.
  */
-import { after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
 
 import {
   adminClient,
@@ -15,6 +16,7 @@ import {
   type Cluster,
   type Standalone,
 } from './harness/topologies.js';
+import { Client, freshEmail, readEvents } from './service/client.js';
 import { serviceSuite } from './service/suite.js';
 import { createTestDatabase, startService } from './service/start.js';
 
@@ -84,3 +86,48 @@ describe('on a Redis Cluster with PGlite', () => {
     }),
   });
 });
+
+describe(
+  'event streams end with the reason: the session limit and the idle timeout',
+  { timeout: 120_000 },
+  () => {
+    let running: Awaited<ReturnType<typeof startService>>;
+    before(async () => {
+      running = await startService({ ...COMMON, SESSION_IDLE_TIMEOUT: '2s', SESSION_MAX_PER_USER: '1' });
+    });
+    after(async () => {
+      await running.close();
+    });
+
+    it('sends limit when a newer sign-in evicts the session, and timeout when it lapses', async () => {
+      const email = freshEmail();
+      const first = new Client(running.base);
+      await first.signUp(email);
+      await first.signIn(email);
+      const evicted = await readEvents(
+        `${running.base}/api/v1/events`,
+        { authorization: `Bearer ${String(first.sessionToken)}`, 'x-forwarded-for': first.ip },
+        async () => {
+          await new Client(running.base).signIn(email);
+        },
+        5000,
+      );
+      assert.match(evicted.text, /event: session-ended\ndata: \{"reason":"limit"\}/);
+      assert.ok(evicted.elapsedMs < 1000);
+
+      const idle = new Client(running.base);
+      await idle.signIn(email);
+      const started = Date.now();
+      const lapsed = await readEvents(
+        `${running.base}/api/v1/events`,
+        { authorization: `Bearer ${String(idle.sessionToken)}`, 'x-forwarded-for': idle.ip },
+        () => Promise.resolve(),
+        8000,
+      );
+      assert.match(lapsed.text, /event: session-ended\ndata: \{"reason":"timeout"\}/);
+      const closedAfterMs = Date.now() - started;
+      assert.ok(closedAfterMs >= 1900 && closedAfterMs < 3200, `closed after ${String(closedAfterMs)} ms`);
+      assert.equal((await idle.get('/api/v1/me', { as: 'session-bearer' })).status, 401);
+    });
+  },
+);

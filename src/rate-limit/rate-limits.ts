@@ -151,9 +151,12 @@ export class RateLimits {
     this.blockedCacheSize = options.blockedCacheSize ?? 10_000;
   }
 
-  /** True while the last store call failed: decisions come from the fallback or refuse. For /health. */
+  /**
+   * True while the last store call failed and the store has not reconnected since: decisions come
+   * from the fallback or refuse. For /health; the next check after a reconnect asks the store.
+   */
   get degraded(): boolean {
-    return this.storeDown;
+    return this.storeDown && !this.store.isReady();
   }
 
   /**
