@@ -78,6 +78,8 @@ export interface Config {
   readonly adminEmails: readonly string[];
   readonly logLevel: LogLevel;
   readonly rateLimits: Readonly<Record<RateLimitPolicyName, RateLimitPolicy>>;
+  /** Instances sharing one Redis: each admits its share of a limit while Redis is down. */
+  readonly expectedInstances: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -557,6 +559,7 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
   const maxPerUser = reader.integer('SESSION_MAX_PER_USER', 5, 1, 1000);
+  const expectedInstances = reader.integer('GATEHOUSE_EXPECTED_INSTANCES', 1, 1, 1000);
   const durable = reader.boolean('SESSION_DURABLE', true);
   const cookieSecure = reader.boolean('COOKIE_SECURE', production);
 
@@ -647,6 +650,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminEmails,
     logLevel,
     rateLimits,
+    expectedInstances,
   });
 }
 

@@ -114,8 +114,10 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'debug',
       RATE_LIMIT_AUTH: '10/1m+5',
       RATE_LIMIT_PUBLIC: '60/1h',
+      GATEHOUSE_EXPECTED_INSTANCES: '4',
     });
     assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.expectedInstances, 4);
     assert.equal(config.port, 8080);
     assert.equal(config.databaseUrl, 'postgres://app@db:5432/gatehouse');
     assert.equal(config.dataDir, '/var/lib/gatehouse');
@@ -166,10 +168,12 @@ describe('loadConfig', () => {
       RATE_LIMIT_APII: '5/1m',
       DATABASE_URL: 'mysql://x',
       REDIS_KEY_PREFIX: 'g{h}',
+      GATEHOUSE_EXPECTED_INSTANCES: '0',
     });
     assert.deepEqual(error.problems.map((p) => p.variable).sort(), [
       'ADMIN_EMAILS',
       'DATABASE_URL',
+      'GATEHOUSE_EXPECTED_INSTANCES',
       'GOTENBERG_URL',
       'LOG_LEVEL',
       'PORT',

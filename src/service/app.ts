@@ -128,7 +128,6 @@ export async function createService(config: Config, options: CreateServiceOption
   const metrics = new ServiceMetrics();
   const redis: RedisConnectionOptions | 'memory' =
     config.store.kind === 'memory' ? 'memory' : config.store.connection;
-  const instances = Number(process.env.GATEHOUSE_EXPECTED_INSTANCES ?? '1');
   const gh = await createGatehouse({
     redis,
     secretKeys,
@@ -181,7 +180,7 @@ export async function createService(config: Config, options: CreateServiceOption
       policies: Object.fromEntries(
         Object.entries(config.rateLimits).map(([name, policy]) => [name, { policy, whenStoreDown: 'open' }]),
       ),
-      expectedInstances: Number.isSafeInteger(instances) && instances > 0 ? instances : 1,
+      expectedInstances: config.expectedInstances,
     },
   });
   const accessTokens = new AccessTokens(gh.keyRing);

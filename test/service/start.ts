@@ -13,7 +13,7 @@ import { loadConfig } from '../../src/config.js';
 import { createService, type Service } from '../../src/service/app.js';
 import type { Database } from '../../src/service/db.js';
 
-export const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const POSTGRES_ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface RunningService {
   readonly base: string;
