@@ -30,6 +30,12 @@ import type { Duration } from '../util/duration.js';
 
 /** A route's `config.gatehouse`. */
 export interface FastifyRouteGuard extends RouteRequirements {
+  /**
+   * `false`: the route never looks at credentials (health probes, public keys): no session lookup,
+   * so a probe carrying a cookie neither costs a store call nor counts as the session's activity;
+   * `request.session` is null. Default true.
+   */
+  readonly authenticate?: false;
   /** Spend a single-use nonce before the handler: 409 `NONCE_INVALID` when it is not good. */
   readonly nonce?: {
     readonly purpose: (request: FastifyRequest) => string;
@@ -89,6 +95,7 @@ function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions)
   const heldLocks = new WeakMap<FastifyRequest, HeldRouteLock>();
 
   app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config.gatehouse?.authenticate === false) return undefined;
     let refused: HttpRefusal | null;
     try {
       const requestView = view(request);

@@ -80,6 +80,8 @@ export interface CsrfOptions {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 const VERSION = 1;
+/** Issue times this far in the future still count (clocks of instances differ). */
+const CLOCK_SKEW_MS = 60_000;
 const RANDOM_BYTES = 16;
 const MAC_BYTES = 16;
 const BODY_BYTES = 1 + 6 + RANDOM_BYTES;
@@ -164,13 +166,14 @@ export class Csrf {
 
   /**
    * Issues a token for the session (identified by its handle). Earlier tokens stay valid until
-   * they expire. The record in the store is what `revoke` removes; if the store is down the
-   * token is still issued (the MAC alone lets it verify) and simply cannot be revoked.
+   * they expire. Nothing is stored: the MAC binds the token to the session and its issue time, so
+   * a token verifies on every instance, while the store is down, and after the store lost its
+   * data. `revoke` puts a token on a deny-list for the rest of its life.
    * Stops: guessing or forging tokens (128 random bits, MAC under the key ring). Does not stop:
    * the token being read by script on the page that receives it: send it only to the session's
    * own pages, never in a URL.
    */
-  async issue(session: { readonly handle: string }): Promise<string> {
+  issue(session: { readonly handle: string }): Promise<string> {
     const body = Buffer.alloc(BODY_BYTES);
     body[0] = VERSION;
     writeUint48(body, Date.now(), 1);
@@ -179,22 +182,17 @@ export class Csrf {
       body,
       this.keyRing.sign('csrf', macData(session.handle, body), MAC_BYTES),
     ]).toString('base64url');
-    try {
-      await this.store.setMarker('csrf', recordId(token), '1', this.ttlMs, 'if-new');
-    } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error;
-    }
-    return token;
+    return Promise.resolve(token);
   }
 
   /**
    * Layer 3: the token must be this session's (MAC with its handle, compared in constant time),
-   * younger than the TTL, and still recorded in the store. While the store is down, the MAC and
-   * the age decide alone; a token whose record is gone (revoked, or lost with the store's data)
-   * is refused.
+   * younger than the TTL, and not revoked. While the store is down, the MAC and the age decide
+   * alone.
    * Stops: a token from another session or from before a session rotation, an expired or a
    * revoked token, timing attacks on the comparison. Does not stop: a token used by whoever can
-   * read it in the same session (XSS); during a store outage, a revoked token until its 4 hours end.
+   * read it in the same session (XSS); during a store outage (or after the store lost its data),
+   * a revoked token until its 4 hours end; ending the session ends its tokens in any case.
    */
   async verifyToken(session: { readonly handle: string }, token: unknown): Promise<CsrfResult> {
     if (token === undefined || token === null || token === '') return this.refuse('missing-token');
@@ -207,10 +205,11 @@ export class Csrf {
       return this.refuse('invalid-token');
     }
     const ageMs = Date.now() - readUint48(body, 1);
-    if (ageMs < -60_000 || ageMs >= this.ttlMs) return this.refuse('expired-token');
+    if (ageMs < -CLOCK_SKEW_MS || ageMs >= this.ttlMs) return this.refuse('expired-token');
     try {
-      const record = await this.store.getMarker('csrf', recordId(token as string));
-      if (record === null) return this.refuse('revoked-token');
+      if ((await this.store.getMarker('csrf', recordId(token as string))) !== null) {
+        return this.refuse('revoked-token');
+      }
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
     }
@@ -238,7 +237,12 @@ export class Csrf {
    * verifies), which ends when the store answers again.
    */
   async revoke(token: string): Promise<void> {
-    await this.store.takeMarker('csrf', recordId(token));
+    const bytes = decodeFixed(token, CSRF_TOKEN_LENGTH);
+    if (!bytes || bytes.length !== BODY_BYTES + MAC_BYTES || bytes[0] !== VERSION) return;
+    // Denied for as long as the token could still verify on any instance's clock.
+    const leftMs = readUint48(bytes, 1) + this.ttlMs + CLOCK_SKEW_MS - Date.now();
+    if (leftMs <= 0) return;
+    await this.store.setMarker('csrf', recordId(token), 'revoked', leftMs, 'always');
   }
 
   private refuse(reason: CsrfRefusal): CsrfResult {

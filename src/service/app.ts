@@ -12,6 +12,7 @@ import { gatehouseFastify, refusalForError } from '../adapters/fastify.js';
 import {
   createGatehouse,
   SqlSessionRepository,
+  StoreUnavailableError,
   type Config,
   type Gatehouse,
   type RedisConnectionOptions,
@@ -24,7 +25,7 @@ import { ServiceMetrics } from './metrics.js';
 import { collectOpenApi, type OpenApiCollector } from './openapi.js';
 import { PasswordVerifier } from './passwords.js';
 import { createPdfRenderer, type PdfRenderer } from './pdf.js';
-import { registerAuthRoutes } from './routes/auth.js';
+import { registerAuthRoutes, revokeAccessTokens } from './routes/auth.js';
 import { registerFormRoutes } from './routes/forms.js';
 import { registerOperationsRoutes } from './routes/operations.js';
 import { registerSessionRoutes } from './routes/sessions.js';
@@ -81,6 +82,24 @@ export async function createService(config: Config, options: CreateServiceOption
   if (!secretKeys || secretKeys.length === 0) throw new TypeError('the service needs secret keys');
   const app = Fastify({
     bodyLimit: BODY_LIMIT_BYTES,
+    // Errors Fastify meets before routing (a malformed URL, an over-long parameter) get the
+    // envelope and the request id too.
+    frameworkErrors: (error, request, reply) => {
+      const notFound = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const body = JSON.stringify({
+        success: false,
+        error: notFound
+          ? { code: 'NOT_FOUND', message: 'Not found.' }
+          : { code: 'VALIDATION_ERROR', message: 'The request is malformed.' },
+      });
+      reply.raw
+        .writeHead(notFound ? 404 : 400, {
+          'content-type': 'application/json; charset=utf-8',
+          'x-request-id': request.id,
+          'x-content-type-options': 'nosniff',
+        })
+        .end(body);
+    },
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -107,12 +126,15 @@ export async function createService(config: Config, options: CreateServiceOption
         ],
         censor: '[redacted]',
       },
-      // No client address, headers or query in the request log: they are personal data.
+      // No client address, headers or query in the request log: they are personal data. Errors
+      // keep their type, code, message and stack only: database errors carry the query's
+      // parameters (form answers) as properties.
       serializers: {
         req: (request: FastifyRequest) => ({
           method: request.method,
           url: request.routeOptions.url ?? 'unknown',
         }),
+        err: serializeError,
       },
     },
   });
@@ -185,7 +207,11 @@ export async function createService(config: Config, options: CreateServiceOption
   });
   const accessTokens = new AccessTokens(gh.keyRing);
   const passwords = new PasswordVerifier();
-  const events = new LiveEvents(gh, app.log);
+  // Every instance hears every ended session (limit evictions, rotations, terminations), and puts
+  // its access tokens on the revocation list for verifiers elsewhere (idempotent).
+  const events = new LiveEvents(gh, app.log, (handle) => {
+    void revokeAccessTokens(context, { handle }).catch(() => undefined);
+  });
   const context: ServiceContext = {
     config,
     gh,
@@ -217,7 +243,23 @@ export async function createService(config: Config, options: CreateServiceOption
           done(null, undefined);
           return;
         }
-        void parseJson(request, body as string, done);
+        void parseJson(request, body as string, (error: Error | null, value?: unknown) => {
+          if (error) {
+            done(error);
+            return;
+          }
+          // PostgreSQL stores neither NUL nor half a surrogate pair: refuse them here, as bad
+          // input, before any route spends a nonce or writes anything.
+          if (hasUnstorableText(value)) {
+            done(
+              Object.assign(new Error('strings must be valid Unicode without NUL characters'), {
+                statusCode: 400,
+              }),
+            );
+            return;
+          }
+          done(null, value);
+        });
       };
     })(),
   );
@@ -243,6 +285,15 @@ export async function createService(config: Config, options: CreateServiceOption
   });
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request, reply);
+    if (reply.statusCode === 429) {
+      audit.record({
+        type: 'rate-limit.refused',
+        outcome: 'failure',
+        userId: request.session?.userId ?? null,
+        requestId: request.id,
+        details: { route: request.routeOptions.url ?? 'unmatched' },
+      });
+    }
     done();
   });
 
@@ -302,6 +353,36 @@ export async function createService(config: Config, options: CreateServiceOption
   return { app, context, close };
 }
 
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** True when a string (or key) anywhere in a parsed JSON value holds NUL or a lone surrogate. */
+function hasUnstorableText(value: unknown): boolean {
+  if (typeof value === 'string') return UNSTORABLE.test(value);
+  if (Array.isArray(value)) return value.some(hasUnstorableText);
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).some(([key, inner]) => UNSTORABLE.test(key) || hasUnstorableText(inner));
+  }
+  return false;
+}
+
+/** What the log keeps of an error: never its other properties (parameters, rows, requests). */
+function serializeError(error: Error): {
+  [key: string]: unknown;
+  type: string;
+  message: string;
+  stack: string;
+} {
+  const { code, statusCode } = error as { code?: unknown; statusCode?: unknown };
+  return {
+    type: error.name,
+    message: error.message.slice(0, 500),
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(typeof statusCode === 'number' ? { statusCode } : {}),
+    stack: error.stack ?? '',
+  };
+}
+
 function originHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
   return host.includes(':') ? `[${host}]` : host;
@@ -321,12 +402,20 @@ async function authenticateAccessToken(context: ServiceContext, token: string) {
   if (!AccessTokens.looksLikeJwt(token)) return undefined;
   const claims = await context.accessTokens.verify(token);
   if (!claims) return { session: null, reason: null };
-  const [tokenRevoked, sessionRevoked] = await Promise.all([
-    context.gh.revocations.isRevoked(claims.jti),
-    context.gh.revocations.isRevoked(`sid:${claims.sid}`),
-  ]);
-  if (tokenRevoked || sessionRevoked) return { session: null, reason: null };
+  // The session first: it is what makes a token live, and it validates from SQL in durable mode
+  // while Redis is down.
   const result = await context.gh.sessions.validateHandle(claims.sid);
-  if (result.session && result.session.userId !== claims.sub) return { session: null, reason: null };
+  if (!result.session) return result;
+  if (result.session.userId !== claims.sub) return { session: null, reason: null };
+  try {
+    const revoked = await Promise.all([
+      context.gh.revocations.isRevoked(claims.jti),
+      context.gh.revocations.isRevoked(`sid:${claims.sid}`),
+    ]);
+    if (revoked.some(Boolean)) return { session: null, reason: null };
+  } catch (error) {
+    // Redis is down: the live session (from SQL, with its tombstones) decides alone.
+    if (!(error instanceof StoreUnavailableError)) throw error;
+  }
   return result;
 }

@@ -5,6 +5,8 @@
  * `event: session-ended`. Timeouts broadcast nothing (the session simply lapses), so each stream
  * also wakes when its session would expire and checks.
  */
+import type { OutgoingHttpHeaders } from 'node:http';
+
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 
 import type { Gatehouse, Session, SessionEndedEvent } from '../index.js';
@@ -26,6 +28,8 @@ const HEARTBEAT_MS = 20_000;
 const EXPIRY_SLACK_MS = 50;
 const RETRY_MS = 1000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Open streams one session may have on one instance (tabs of one browser share a session). */
+const MAX_STREAMS_PER_SESSION = 8;
 
 /** The API's word for why a session ended. */
 export function endedReason(event: Pick<SessionEndedEvent, 'reason' | 'cause'>): EndedReason {
@@ -49,6 +53,8 @@ export class LiveEvents {
   constructor(
     private readonly gh: Gatehouse,
     private readonly logger: FastifyBaseLogger,
+    /** Called for every session that ends anywhere (e.g. to revoke its access tokens). */
+    private readonly onSessionEnded: (handle: string) => void = () => undefined,
   ) {}
 
   /** Open streams on this instance. */
@@ -86,16 +92,28 @@ export class LiveEvents {
       },
       (request, reply) => {
         const session = requireSession(request);
+        if ((this.streams.get(session.handle)?.size ?? 0) >= MAX_STREAMS_PER_SESSION) {
+          return reply.code(429).send({
+            success: false,
+            error: { code: 'RATE_LIMITED', message: 'Too many open event streams for this session.' },
+          });
+        }
         void reply.hijack();
         const response = reply.raw;
+        const headers: OutgoingHttpHeaders = {};
+        // The rate-limit and Cache-Control headers the plugin set before the handler (lower-case).
+        for (const [name, value] of Object.entries(reply.getHeaders())) {
+          if (value !== undefined) headers[name] = value;
+        }
         response.writeHead(200, {
-          'Content-Type': 'text/event-stream; charset=utf-8',
-          'Cache-Control': 'no-store',
-          Connection: 'keep-alive',
-          'X-Accel-Buffering': 'no',
-          'X-Request-Id': request.id,
-          'X-Content-Type-Options': 'nosniff',
-          'Referrer-Policy': 'no-referrer',
+          ...headers,
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+          'x-request-id': request.id,
+          'x-content-type-options': 'nosniff',
+          'referrer-policy': 'no-referrer',
         });
         response.flushHeaders();
         const stream: Stream = {
@@ -114,7 +132,8 @@ export class LiveEvents {
         };
         this.add(stream);
         stream.write(`retry: 3000\nevent: ready\ndata: ${JSON.stringify({ sessionId: session.handle })}\n\n`);
-        this.scheduleExpiry(stream, session);
+        // The session may have ended between authentication and here, unheard: look once now.
+        void this.checkExpiry(stream, 'terminated');
         request.raw.once('close', () => {
           this.remove(stream);
         });
@@ -140,6 +159,7 @@ export class LiveEvents {
   }
 
   private ended(event: SessionEndedEvent): void {
+    this.onSessionEnded(event.handle);
     const set = this.streams.get(event.handle);
     if (!set) return;
     const reason = endedReason(event);
@@ -186,7 +206,7 @@ export class LiveEvents {
   }
 
   /** Whether the stream's session lapsed: listing does not count as activity, validating would. */
-  private async checkExpiry(stream: Stream): Promise<void> {
+  private async checkExpiry(stream: Stream, goneReason: EndedReason = 'timeout'): Promise<void> {
     if (!this.streams.get(stream.handle)?.has(stream)) return;
     try {
       const live = (await this.gh.sessions.list(stream.userId)).find(
@@ -194,12 +214,12 @@ export class LiveEvents {
       );
       if (!this.streams.get(stream.handle)?.has(stream)) return;
       if (live) this.scheduleExpiry(stream, live);
-      else this.finish(stream, 'timeout');
+      else this.finish(stream, goneReason);
     } catch {
       // The store is down: look again shortly.
       clearTimeout(stream.expiryTimer);
       stream.expiryTimer = setTimeout(() => {
-        void this.checkExpiry(stream);
+        void this.checkExpiry(stream, goneReason);
       }, RETRY_MS);
     }
   }

@@ -166,7 +166,7 @@ export class PdfLibRenderer implements PdfRenderer {
       layout.reserve(lineHeight(label) + lineHeight(answer));
       layout.paragraph(field.label, label);
       layout.gap(2);
-      layout.paragraph(formatAnswer(field, input.answers[field.name]), answer);
+      layout.paragraph(formatAnswer(field, answerOf(input.answers, field.name)), answer);
       layout.gap(10);
     }
 
@@ -327,13 +327,18 @@ const STYLE = `
  * external resources (a Content-Security-Policy of `default-src 'none'` says so to the browser),
  * and every interpolated value HTML-escaped. Line breaks in answers are kept.
  */
+/** The answer to a field: own properties only (a field named `constructor` is just a name). */
+function answerOf(answers: Readonly<Record<string, unknown>>, name: string): unknown {
+  return Object.hasOwn(answers, name) ? answers[name] : undefined;
+}
+
 export function renderResponseHtml(input: PdfInput): string {
   const submittedAt = escapeHtml(formatSubmittedAt(input.submittedAt));
   const fields = input.fields
     .map(
       (field) =>
         `<div class="field"><dt>${escapeHtml(field.label)}</dt>` +
-        `<dd>${escapeHtml(formatAnswer(field, input.answers[field.name]))}</dd></div>`,
+        `<dd>${escapeHtml(formatAnswer(field, answerOf(input.answers, field.name)))}</dd></div>`,
     )
     .join('\n');
   return `<!DOCTYPE html>

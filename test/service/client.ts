@@ -143,7 +143,13 @@ export async function readEvents(
   headers: Record<string, string>,
   onOpen: () => Promise<void>,
   timeoutMs: number,
-): Promise<{ status: number; contentType: string | null; text: string; elapsedMs: number }> {
+): Promise<{
+  status: number;
+  contentType: string | null;
+  rateLimitLimit: string | null;
+  text: string;
+  elapsedMs: number;
+}> {
   const controller = new AbortController();
   const timer = setTimeout(() => {
     controller.abort();
@@ -173,5 +179,11 @@ export async function readEvents(
   } finally {
     clearTimeout(timer);
   }
-  return { status: response.status, contentType: response.headers.get('content-type'), text, elapsedMs };
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type'),
+    rateLimitLimit: response.headers.get('x-ratelimit-limit'),
+    text,
+    elapsedMs,
+  };
 }

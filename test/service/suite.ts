@@ -489,6 +489,54 @@ export function serviceSuite(name: string, target: SuiteTarget): void {
       assert.equal((await owner.post(`/api/v1/responses/${String(responseId)}/pdf`)).status, 200);
     });
 
+    it('refuses unstorable or oversized answers before spending the nonce; field names are only names', async () => {
+      const owner = await member();
+      const created = await owner.post('/api/v1/forms', {
+        title: 'Edge cases',
+        fields: [
+          { name: 'constructor', label: 'A field named like a prototype member', type: 'text' },
+          { name: 'notes', label: 'Notes', type: 'textarea' },
+        ],
+      });
+      assert.equal(created.status, 201, created.text);
+      const id = String(created.json.data.form.id);
+      const visitor = new Client(base);
+      const nonce = (await visitor.get(`/api/v1/public/forms/${id}`)).json.data.nonce;
+      // JSON escapes, as a client would send them (a lone surrogate in a JS string would be
+      // replaced by U+FFFD on the way out).
+      for (const notes of ['NUL \\u0000 inside', 'half a pair \\ud800 here']) {
+        const refused = await visitor.request('POST', `/api/v1/public/forms/${id}/responses`, {
+          rawBody: `{"nonce": ${JSON.stringify(nonce)}, "answers": {"notes": "${notes}"}}`,
+        });
+        assert.equal(refused.status, 400, refused.text);
+        assert.equal(refused.json.error.code, 'VALIDATION_ERROR');
+      }
+      const tooLong = await visitor.post(`/api/v1/public/forms/${id}/responses`, {
+        nonce,
+        answers: { notes: 'x'.repeat(10_001) },
+      });
+      assert.equal(tooLong.status, 400);
+      // Unanswered `constructor` is just unanswered; the nonce is still good after the refusals.
+      const accepted = await visitor.post(`/api/v1/public/forms/${id}/responses`, {
+        nonce,
+        answers: { notes: 'fine' },
+      });
+      assert.equal(accepted.status, 201, accepted.text);
+    });
+
+    it('answers malformed URLs and over-long ids with the envelope and a request id', async () => {
+      const client = new Client(base);
+      const badUrl = await client.get('/api/v1/forms/%zz');
+      assert.equal(badUrl.status, 400, badUrl.text);
+      assert.equal(badUrl.json.error.code, 'VALIDATION_ERROR');
+      assert.ok(badUrl.headers.get('x-request-id'));
+      const member2 = await member();
+      const longId = await member2.get(`/api/v1/forms/${'a'.repeat(300)}`);
+      assert.equal(longId.status, 404, longId.text);
+      assert.equal(longId.json.error.code, 'NOT_FOUND');
+      assert.ok(longId.headers.get('x-request-id'));
+    });
+
     it('closes the event stream with session-ended when the session ends', async () => {
       const client = await member();
       const stream = await readEvents(
@@ -501,6 +549,7 @@ export function serviceSuite(name: string, target: SuiteTarget): void {
       );
       assert.equal(stream.status, 200);
       assert.match(String(stream.contentType), /text\/event-stream/);
+      assert.equal(stream.rateLimitLimit, '110', 'a limited route answers the rate-limit headers');
       assert.match(stream.text, /event: session-ended\ndata: \{"reason":"signout"\}/);
       assert.ok(stream.elapsedMs < 1000, `closed after ${String(stream.elapsedMs)} ms`);
 

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import { nodeRequestView } from '../../adapters/fastify.js';
 
-import type { Session } from '../../index.js';
+import { StoreUnavailableError, type Session } from '../../index.js';
 import type { ServiceContext } from '../app.js';
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
 import {
@@ -30,6 +30,13 @@ import {
   organizationExists,
   presentUser,
 } from '../users.js';
+
+/** A sign-up refused inside its transaction (rolled back). */
+class SignupRefused extends Error {
+  constructor(readonly reason: string) {
+    super(`sign-up refused: ${reason}`);
+  }
+}
 
 /** Invite codes live 7 days. */
 export const INVITE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
@@ -121,37 +128,46 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
         return sendError(reply, 409, 'CONFLICT', 'An account with this email exists.');
       }
       const passwordHash = await hashPassword(body.password);
-      let organizationId: string;
-      if (body.inviteCode !== undefined) {
-        const invite = parseInviteCode(body.inviteCode);
-        if (!invite || !(await organizationExists(db, invite.organizationId))) {
-          audit.record({
-            type: 'invite.refused',
-            outcome: 'failure',
-            requestId: request.id,
-            details: { reason: 'invalid' },
-          });
-          return sendError(reply, 409, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
-        }
-        const used = await gh.nonces.consume(INVITE_PURPOSE(invite.organizationId), invite.nonce);
-        if (!used.ok) {
-          audit.record({
-            type: 'invite.refused',
-            outcome: 'failure',
-            requestId: request.id,
-            details: { reason: used.reason },
-          });
-          return sendError(reply, 409, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
-        }
-        organizationId = invite.organizationId;
-      } else {
-        organizationId = randomUUID();
-        await insertOrganization(db, organizationId);
+      const invite = body.inviteCode === undefined ? undefined : parseInviteCode(body.inviteCode);
+      if (invite === null || (invite && !(await organizationExists(db, invite.organizationId)))) {
+        audit.record({
+          type: 'invite.refused',
+          outcome: 'failure',
+          requestId: request.id,
+          details: { reason: 'invalid' },
+        });
+        return sendError(reply, 409, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
       }
+      const organizationId = invite ? invite.organizationId : randomUUID();
       const roles = config.adminEmails.includes(email) ? ['member', 'admin'] : ['member'];
       const user = { id: randomUUID(), email, passwordHash, organizationId, roles };
-      if (!(await insertUser(db, user)))
-        return sendError(reply, 409, 'CONFLICT', 'An account with this email exists.');
+      // One transaction: the user (and a new organization) exist only if the invite was spent,
+      // and the invite is spent only by a sign-up that is otherwise accepted (it comes last).
+      const outcome = await db
+        .transaction(async (tx) => {
+          if (!invite) await insertOrganization(tx, organizationId);
+          if (!(await insertUser(tx, user))) throw new SignupRefused('email-taken');
+          if (invite) {
+            const used = await gh.nonces.consume(INVITE_PURPOSE(invite.organizationId), invite.nonce);
+            if (!used.ok) throw new SignupRefused(used.reason);
+          }
+          return 'created' as const;
+        })
+        .catch((error: unknown) => {
+          if (error instanceof SignupRefused) return error;
+          throw error;
+        });
+      if (outcome instanceof SignupRefused) {
+        audit.record({
+          type: outcome.reason === 'email-taken' ? 'user.signup' : 'invite.refused',
+          outcome: 'failure',
+          requestId: request.id,
+          details: { reason: outcome.reason },
+        });
+        return outcome.reason === 'email-taken'
+          ? sendError(reply, 409, 'CONFLICT', 'An account with this email exists.')
+          : sendError(reply, 409, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
+      }
       audit.record({
         type: 'user.signup',
         outcome: 'success',
@@ -332,7 +348,10 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
 
   app.get(
     '/.well-known/jwks.json',
-    { schema: { summary: 'Public keys that verify access tokens (RFC 7517)', tags: ['auth'] } },
+    {
+      schema: { summary: 'Public keys that verify access tokens (RFC 7517)', tags: ['auth'] },
+      config: { gatehouse: { authenticate: false } },
+    },
     (_request, reply) =>
       reply.header('Cache-Control', 'public, max-age=300').send(context.accessTokens.jwks()),
   );
@@ -389,8 +408,25 @@ export function requireSession(request: FastifyRequest): Session {
 /**
  * Every access token of the session stops verifying here and on every instance: the service
  * refuses them anyway once the session has ended; the entry tells verifiers that only check the
- * revocation list. It lives as long as an access token can.
+ * revocation list. It lives as long as an access token can verify (its lifetime, the verifiers'
+ * clock tolerance and a margin). Best effort: the session is already ended, so a failure here
+ * (Redis down) must not turn a sign-out into an error.
  */
-export async function revokeAccessTokens(context: ServiceContext, session: Session): Promise<void> {
-  await context.gh.revocations.revoke(`sid:${session.handle}`, Date.now() + context.accessTokens.ttlMs);
+export async function revokeAccessTokens(
+  context: ServiceContext,
+  session: { readonly handle: string },
+): Promise<void> {
+  try {
+    await context.gh.revocations.revoke(
+      `sid:${session.handle}`,
+      Date.now() + context.accessTokens.ttlMs + 30_000,
+    );
+  } catch (error) {
+    context.audit.record({
+      type: 'token.revoke-failed',
+      outcome: 'failure',
+      sessionHash: context.gh.keyRing.auditHash(session.handle),
+    });
+    if (!(error instanceof StoreUnavailableError)) throw error;
+  }
 }

@@ -81,7 +81,11 @@ function fieldProblem(fields: readonly FormField[]): string | null {
   return null;
 }
 
-const MAX_ANSWER_LENGTH = 20_000;
+/** Longest answer to a textarea field, and to any other text field (characters). */
+const MAX_TEXTAREA_LENGTH = 10_000;
+const MAX_TEXT_LENGTH = 1000;
+/** All answers of one response together (JSON characters): bounds storage and PDF rendering time. */
+const MAX_ANSWERS_LENGTH = 64 * 1024;
 
 /** Checks answers against the form's fields; null when fine, else the problem. */
 function answerProblem(fields: readonly FormField[], answers: Record<string, unknown>): string | null {
@@ -89,8 +93,12 @@ function answerProblem(fields: readonly FormField[], answers: Record<string, unk
   for (const name of Object.keys(answers)) {
     if (!known.has(name)) return `body/answers: no field named ${name.slice(0, 64)}`;
   }
+  if (JSON.stringify(answers).length > MAX_ANSWERS_LENGTH) {
+    return `body/answers must not exceed ${String(MAX_ANSWERS_LENGTH)} characters in all`;
+  }
   for (const field of fields) {
-    const value = answers[field.name];
+    // Own properties only: a field named `constructor` must not find Object.prototype's.
+    const value = Object.hasOwn(answers, field.name) ? answers[field.name] : undefined;
     if (value === undefined || value === null) continue;
     const bad = `body/answers/${field.name} is not a valid ${field.type}`;
     switch (field.type) {
@@ -117,8 +125,11 @@ function answerProblem(fields: readonly FormField[], answers: Record<string, unk
       case 'select':
         if (typeof value !== 'string' || !(field.options ?? []).includes(value)) return bad;
         break;
+      case 'textarea':
+        if (typeof value !== 'string' || value.length > MAX_TEXTAREA_LENGTH) return bad;
+        break;
       default:
-        if (typeof value !== 'string' || value.length > MAX_ANSWER_LENGTH) return bad;
+        if (typeof value !== 'string' || value.length > MAX_TEXT_LENGTH) return bad;
     }
   }
   return null;
@@ -254,10 +265,16 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
       if (!taken.acquired) return locked(reply, taken.retryAfterMs);
       // The database learns the newest fencing token at once: from now on a write with an older
       // one is refused, even before this holder writes anything.
-      await db.query('UPDATE forms SET fence = GREATEST(fence, $2) WHERE id = $1', [
-        form.id,
-        taken.fencingToken,
-      ]);
+      try {
+        await db.query('UPDATE forms SET fence = GREATEST(fence, $2) WHERE id = $1', [
+          form.id,
+          taken.fencingToken,
+        ]);
+      } catch (error) {
+        // Nobody will get this lock's token: free it rather than block the form for its TTL.
+        await taken.release().catch(() => undefined);
+        throw error;
+      }
       audit.record({
         type: 'form.locked',
         outcome: 'success',

@@ -79,7 +79,10 @@ export function registerOperationsRoutes(app: FastifyInstance, context: ServiceC
 
   app.get(
     '/health',
-    { schema: { summary: 'Health, with Redis and database facts', tags: ['operations'] } },
+    {
+      config: { gatehouse: { authenticate: false } },
+      schema: { summary: 'Health, with Redis and database facts', tags: ['operations'] },
+    },
     async (_request, reply) => {
       const [health, database] = await Promise.all([
         config.store.kind === 'memory' ? null : within(gh.health(), 2000, null),
@@ -106,7 +109,10 @@ export function registerOperationsRoutes(app: FastifyInstance, context: ServiceC
 
   app.get(
     '/ready',
-    { schema: { summary: 'Ready: Redis and the database answer a read/write probe', tags: ['operations'] } },
+    {
+      config: { gatehouse: { authenticate: false } },
+      schema: { summary: 'Ready: Redis and the database answer a read/write probe', tags: ['operations'] },
+    },
     async (_request, reply) => {
       const [redis, database] = await Promise.all([
         within(
@@ -130,7 +136,10 @@ export function registerOperationsRoutes(app: FastifyInstance, context: ServiceC
 
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics', tags: ['operations'] } },
+    {
+      config: { gatehouse: { authenticate: false } },
+      schema: { summary: 'Prometheus metrics', tags: ['operations'] },
+    },
     async (_request, reply) => {
       const text = await context.metrics.registry.metrics();
       return reply
@@ -142,18 +151,27 @@ export function registerOperationsRoutes(app: FastifyInstance, context: ServiceC
 
   app.get(
     '/openapi.json',
-    { schema: { summary: 'This document', tags: ['operations'] } },
+    {
+      config: { gatehouse: { authenticate: false } },
+      schema: { summary: 'This document', tags: ['operations'] },
+    },
     (_request, reply) => reply.send(context.openApi.document(context.version)),
   );
 
-  app.get('/docs', { schema: { summary: 'The API, readable', tags: ['operations'] } }, (_request, reply) =>
-    reply
-      .header('Content-Type', 'text/html; charset=utf-8')
-      .header(
-        'Content-Security-Policy',
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-      )
-      .send(openApiPage(context.openApi.document(context.version))),
+  app.get(
+    '/docs',
+    {
+      config: { gatehouse: { authenticate: false } },
+      schema: { summary: 'The API, readable', tags: ['operations'] },
+    },
+    (_request, reply) =>
+      reply
+        .header('Content-Type', 'text/html; charset=utf-8')
+        .header(
+          'Content-Security-Policy',
+          "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        )
+        .send(openApiPage(context.openApi.document(context.version))),
   );
 
   app.get(
