@@ -4,13 +4,15 @@
  * Redis, starts while Redis is down, and drains on SIGTERM.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { startStandalone, type Standalone } from './harness/topologies.js';
+import { createGatehouse } from '../src/gatehouse.js';
+import { startStandalone, uniquePrefix, type Standalone } from './harness/topologies.js';
 import { spawnService } from './service/process.js';
 
 const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
@@ -167,6 +169,47 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
       assert.equal(await service.exited, 0);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("sessions lists and ends a user's sessions from the command line", async () => {
+    const secretKeys = randomBytes(32).toString('hex');
+    const prefix = uniquePrefix();
+    const gh = await createGatehouse({
+      redis: `redis://127.0.0.1:${String(redis.server.port)}`,
+      secretKeys: [secretKeys],
+      origin: 'http://localhost',
+      keyPrefix: prefix,
+    });
+    try {
+      const userId = 'user-cli-1';
+      const first = await gh.sessions.create({ userId });
+      const second = await gh.sessions.create({ userId });
+      const env = {
+        REDIS_URL: `redis://127.0.0.1:${String(redis.server.port)}`,
+        REDIS_KEY_PREFIX: prefix,
+        SECRET_KEYS: secretKeys,
+        SESSION_DURABLE: 'false',
+      };
+      const listed = await run(['sessions', 'list', '--user', userId], env);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.ok(
+        listed.stdout.includes(first.session.handle) && listed.stdout.includes(second.session.handle),
+      );
+      assert.ok(!listed.stdout.includes(first.token), 'never a token');
+      const revoked = await run(['sessions', 'revoke', first.session.handle], env);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      assert.equal(await gh.sessions.validate(first.token), null);
+      assert.ok(await gh.sessions.validate(second.token));
+      const all = await run(['sessions', 'revoke-all', '--user', userId], env);
+      assert.equal(all.code, 0, all.stderr);
+      assert.match(all.stdout, /1/);
+      assert.equal(await gh.sessions.validate(second.token), null);
+      const help = await run(['sessions', '--help']);
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /revoke-all --user/);
+    } finally {
+      await gh.close();
     }
   });
 

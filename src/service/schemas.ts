@@ -89,7 +89,6 @@ export const fieldSchema = {
       maxItems: 200,
       items: { type: 'string', minLength: 1, maxLength: 200 },
     },
-    required: { type: 'boolean' },
   },
 } as const;
 
