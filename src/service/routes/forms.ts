@@ -496,8 +496,9 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
           .headers(taken.refusal.headers)
           .send(taken.refusal.body);
       }
+      let pdf: Uint8Array;
       try {
-        const pdf = await context.pdf.render(
+        pdf = await context.pdf.render(
           {
             formTitle: row.title,
             fields: row.fields,
@@ -507,19 +508,21 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
           },
           taken.lock.signal,
         );
-        audit.record({
-          type: 'pdf.rendered',
-          outcome: 'success',
-          userId: session.userId,
-          requestId: request.id,
-        });
-        return await reply
-          .header('Content-Type', 'application/pdf')
-          .header('Content-Disposition', `attachment; filename="response-${id}.pdf"`)
-          .send(Buffer.from(pdf));
       } finally {
+        // Freed before the answer goes out: once the client has its PDF, the next render of this
+        // response (on any instance) must not find the lock still held.
         await taken.lock.release().catch(() => undefined);
       }
+      audit.record({
+        type: 'pdf.rendered',
+        outcome: 'success',
+        userId: session.userId,
+        requestId: request.id,
+      });
+      return reply
+        .header('Content-Type', 'application/pdf')
+        .header('Content-Disposition', `attachment; filename="response-${id}.pdf"`)
+        .send(Buffer.from(pdf));
     },
   );
 }
