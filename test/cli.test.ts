@@ -213,6 +213,26 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
     }
   });
 
+  it('doctor audits a Redis from the command line: a default, unprotected server fails', async () => {
+    const report = await run([
+      'doctor',
+      '--redis-url',
+      `redis://127.0.0.1:${String(redis.server.port)}`,
+      '--json',
+    ]);
+    assert.equal(report.code, 1, report.stderr);
+    const parsed = JSON.parse(report.stdout) as { checks: Array<{ id: string; status: string }> };
+    const status = new Map(parsed.checks.map((check) => [check.id, check.status]));
+    assert.equal(status.get('anonymous-access'), 'fail');
+    assert.equal(status.get('default-user'), 'fail');
+    const human = await run(['doctor'], { REDIS_ADDR: `127.0.0.1:${String(redis.server.port)}` });
+    assert.equal(human.code, 1);
+    assert.match(human.stdout, /FAIL\s+anonymous-access/);
+    const help = await run(['doctor', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--redis-url/);
+  });
+
   it('answers --help and refuses unknown commands', async () => {
     const help = await run(['--help']);
     assert.equal(help.code, 0);

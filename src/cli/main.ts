@@ -10,6 +10,7 @@ import { ConfigError } from '../errors.js';
 import { createService } from '../service/app.js';
 import { loadOrCreateDevKeys } from '../service/dev-keys.js';
 import { aclRule } from '../store/acl.js';
+import { doctorCommand } from './doctor.js';
 import { sessionsCommand } from './sessions.js';
 import { isValidPrefix, PREFIX_EXPECTED } from '../store/keys.js';
 import { createConsoleLogger } from '../util/logger.js';
@@ -18,6 +19,8 @@ const HELP = `Usage: gatehouse <command> [options]
 
 Commands:
   serve              run the reference service (same as npm start); configuration from the environment
+  doctor             audit a Redis deployment against the hardening checklist for health data
+                     (--redis-url <url>, --json; exit 1 when a check fails; --help for more)
   sessions           list or end a user's sessions by hand: sessions list --user <id>,
                      sessions revoke <handle>, sessions revoke-all --user <id> (--help for more)
   acl-rule           print the least-privilege Redis ACL rule for gatehouse's user
@@ -104,6 +107,7 @@ async function serve(): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   // Commands with options of their own parse them themselves.
   if (argv[0] === 'sessions') return sessionsCommand(argv.slice(1), process.env);
+  if (argv[0] === 'doctor') return doctorCommand(argv.slice(1), process.env);
   let parsed;
   try {
     parsed = parseArgs({
