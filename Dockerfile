@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# The gatehouse reference service (`gatehouse serve`, what `npm start` runs), in two stages:
+# the build stage compiles TypeScript to dist/ (scripts/build.mjs also copies src/lua to
+# dist/lua); the runtime stage has production dependencies and dist/ only, and runs as `node`.
+# For reproducible builds, pin the base image by digest (node:20-bookworm-slim@sha256:...).
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
+COPY src ./src
+RUN npm run build
+
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev \
+ && npm cache clean --force
+# dist/ holds the compiled code and the Lua scripts (dist/lua) beside it.
+COPY --from=build /app/dist ./dist
+# DATA_DIR (./data) for PGlite when DATABASE_URL is unset: writable by `node` only. With several
+# instances use PostgreSQL (DATABASE_URL) instead: each container's PGlite is its own database.
+RUN mkdir -p /app/data && chown node:node /app/data
+USER node
+EXPOSE 3000
+# Ready = Redis and the database answer a read/write probe. Orchestrators that restart unhealthy
+# containers should probe /health instead (see docs/deployment.md).
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# The process handles SIGTERM itself: it drains in-flight requests (at most 25 s), then closes
+# Redis and the database. Give it a longer stop timeout than that.
+CMD ["node", "dist/cli/main.js", "serve"]
