@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on Debian or Ubuntu, only where it is missing: redis-server and
 # redis-sentinel (Redis 7.0 or newer; the tests start their own servers on free loopback ports
-# and never touch one they did not start), redis-cli (cluster creation) and openssl (test CA).
+# and never touch one they did not start), redis-cli (cluster creation), openssl (test CA) and
+# chromium (the dashboard test drives it headless through playwright-core).
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
