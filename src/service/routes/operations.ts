@@ -1,6 +1,7 @@
 /**
  * Operations routes (API.md "Operations"): /health, /ready, /metrics, /openapi.json and its page,
- * and /admin. They answer bare, without the envelope.
+ * and /admin (the dashboard, src/service/admin.ts). They answer bare, without the envelope; the
+ * dashboard's data routes (/admin/api/*) use it.
  */
 import { randomUUID } from 'node:crypto';
 
@@ -9,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { StoreHealth } from '../../index.js';
 import type { ServiceContext } from '../app.js';
 import { openApiPage } from '../openapi.js';
-import { renderAdminPage } from '../admin.js';
+import { registerAdminRoutes } from '../admin.js';
 
 /** /ready answers within this, whatever Redis and the database do. */
 const READY_BUDGET_MS = 800;
@@ -174,19 +175,6 @@ export function registerOperationsRoutes(app: FastifyInstance, context: ServiceC
         .send(openApiPage(context.openApi.document(context.version))),
   );
 
-  app.get(
-    '/admin',
-    {
-      schema: { summary: 'The operations dashboard (role admin)', tags: ['operations'] },
-      config: { gatehouse: { roles: ['admin'], rateLimit: 'api' } },
-    },
-    async (_request, reply) =>
-      reply
-        .header('Content-Type', 'text/html; charset=utf-8')
-        .header(
-          'Content-Security-Policy',
-          "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        )
-        .send(await renderAdminPage(context)),
-  );
+  // The operations dashboard: the page, its script and style, its data, session termination.
+  registerAdminRoutes(app, context);
 }
