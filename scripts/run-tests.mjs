@@ -25,7 +25,18 @@ if (files.length === 0) {
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
+  // A test that hangs fails after 4 minutes instead of holding CI until its limit, and a test
+  // file whose failure leaves a handle open (a server, a socket) still ends once its tests have.
+  // Leaks in passing code are tested explicitly (test/programs/locks-exit.ts runs in a child).
+  [
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    '--test-timeout=240000',
+    '--test-force-exit',
+    ...files,
+  ],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);
