@@ -17,6 +17,7 @@ import type { Session, StoreHealth } from '../index.js';
 import { DASHBOARD_CSS } from './admin-page/style.js';
 import { DASHBOARD_JS } from './admin-page/script.js';
 import type { ServiceContext } from './app.js';
+import { redisReport } from './redis-report.js';
 import { revokeAccessTokens, requireSession } from './routes/auth.js';
 import { envelope, errorResponse, noContent, ok, sendError } from './schemas.js';
 
@@ -166,29 +167,15 @@ function redisFacts(context: ServiceContext, health: StoreHealth | null): RedisF
       infoNotPermitted: false,
     };
   }
-  let usedBytes = 0;
-  let maxBytes = 0;
-  let clients = 0;
-  let policy: string | null = null;
-  let infoAvailable = false;
-  let infoNotPermitted = false;
-  for (const node of health.nodes) {
-    if (node.info === 'not-permitted') infoNotPermitted = true;
-    if (typeof node.info !== 'object') continue;
-    infoAvailable = true;
-    usedBytes += node.info.usedMemoryBytes;
-    maxBytes += node.info.maxMemoryBytes;
-    clients += node.info.connectedClients;
-    policy ??= node.info.maxMemoryPolicy;
-  }
+  const report = redisReport(health);
   return {
-    status: health.status,
-    mode: health.mode,
-    latencyMs: health.latencyMs,
-    nodes: health.nodes.length,
-    memory: infoAvailable ? { usedBytes, maxBytes, policy } : null,
-    clients: infoAvailable ? clients : null,
-    infoNotPermitted,
+    status: report.status,
+    mode: report.mode,
+    latencyMs: report.latencyMs,
+    nodes: report.nodes,
+    memory: report.memory,
+    clients: report.clients,
+    infoNotPermitted: report.infoNotPermitted,
   };
 }
 

@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 
 import type { FastifyInstance } from 'fastify';
 
-import type { StoreHealth } from '../../index.js';
 import type { ServiceContext } from '../app.js';
 import { openApiPage } from '../openapi.js';
+import { redisReport } from '../redis-report.js';
 import { registerAdminRoutes } from '../admin.js';
 
 /** /ready answers within this, whatever Redis and the database do. */
@@ -26,44 +26,6 @@ function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
   return Promise.race([promise.catch(() => fallback), timeout]).finally(() => {
     clearTimeout(timer);
   });
-}
-
-function redisReport(health: StoreHealth): Record<string, unknown> {
-  let usedBytes = 0;
-  let maxBytes = 0;
-  let clients = 0;
-  let hits = 0;
-  let misses = 0;
-  let evicted = 0;
-  let policy: string | null = null;
-  let infoAvailable = false;
-  for (const node of health.nodes) {
-    if (typeof node.info !== 'object') continue;
-    infoAvailable = true;
-    usedBytes += node.info.usedMemoryBytes;
-    maxBytes += node.info.maxMemoryBytes;
-    clients += node.info.connectedClients;
-    hits += node.info.keyspaceHits;
-    misses += node.info.keyspaceMisses;
-    evicted += node.info.evictedKeys;
-    policy ??= node.info.maxMemoryPolicy;
-  }
-  return {
-    status: health.status,
-    mode: health.mode,
-    latencyMs: health.latencyMs,
-    nodes: health.nodes.length,
-    memory: infoAvailable ? { usedBytes, maxBytes, policy } : null,
-    clients: infoAvailable ? clients : null,
-    stats: infoAvailable
-      ? {
-          keyspaceHits: hits,
-          keyspaceMisses: misses,
-          hitRatio: hits + misses === 0 ? null : hits / (hits + misses),
-          evictedKeys: evicted,
-        }
-      : null,
-  };
 }
 
 async function databaseUp(context: ServiceContext, budgetMs: number): Promise<boolean> {
