@@ -20,6 +20,7 @@ import type { ServiceContext } from './app.js';
 import { redisReport } from './redis-report.js';
 import { revokeAccessTokens, requireSession } from './routes/auth.js';
 import { envelope, errorResponse, noContent, ok, sendError } from './schemas.js';
+import { within } from './within.js';
 
 /** The page's CSP: scripts, styles and fetches from the service only; nothing inline. */
 export const ADMIN_CSP =
@@ -115,19 +116,6 @@ function stateOf(context: ServiceContext): AdminState {
     states.set(context, state);
   }
   return state;
-}
-
-/** Resolves to `fallback` when `promise` fails or takes longer than `ms`. */
-function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((resolve) => {
-    timer = setTimeout(() => {
-      resolve(fallback);
-    }, ms);
-  });
-  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => {
-    clearTimeout(timer);
-  });
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time, keeping the order. */

@@ -11,22 +11,10 @@ import type { ServiceContext } from '../app.js';
 import { openApiPage } from '../openapi.js';
 import { redisReport } from '../redis-report.js';
 import { registerAdminRoutes } from '../admin.js';
+import { within } from '../within.js';
 
 /** /ready answers within this, whatever Redis and the database do. */
 const READY_BUDGET_MS = 800;
-
-/** Resolves to `fallback` when `promise` takes longer than `ms` (the promise runs on, ignored). */
-function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((resolve) => {
-    timer = setTimeout(() => {
-      resolve(fallback);
-    }, ms);
-  });
-  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => {
-    clearTimeout(timer);
-  });
-}
 
 async function databaseUp(context: ServiceContext, budgetMs: number): Promise<boolean> {
   return within(
