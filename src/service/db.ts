@@ -134,12 +134,14 @@ export const MIGRATIONS: readonly string[] = [
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */
 export async function migrate(db: Database): Promise<number> {
-  await db.query(
-    'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-  );
   return db.transaction(async (tx) => {
-    // One instance migrates at a time; the others wait here, then find nothing left to do.
+    // One instance migrates at a time; the others wait here, then find nothing left to do. The
+    // lock comes first: two CREATE TABLE IF NOT EXISTS at once can both try to create the table
+    // (PostgreSQL then refuses one with a duplicate key in pg_type).
     if (db.kind === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(7461001)');
+    await tx.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
     const { rows } = await tx.query('SELECT version FROM schema_migrations');
     const applied = new Set((rows as Array<{ version: number }>).map((row) => row.version));
     let count = 0;
