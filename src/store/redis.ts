@@ -65,16 +65,33 @@ const RECONNECT_BASE_DELAY_MS = 50;
 /**
  * Calls still waiting on Redis after their deadline. Past this many, new calls are refused at
  * once without being sent, so a stalled server cannot make the process queue without bound.
+ * Standalone holds new calls back sooner, from the first overdue command (see withDeadline).
  */
 export const MAX_OVERDUE_CALLS = 200;
 /** How often deadlines are checked: a deadline fires at most this late. */
 const DEADLINE_SWEEP_MS = 20;
+/**
+ * While the standalone command connection is stalled, a new call waits at most this long for
+ * the overdue replies before it is refused: long enough to read what a server sends as it wakes
+ * up, short enough that a request making several calls during a stall still answers within
+ * about one command timeout.
+ */
+const STALL_GRACE_MS = 50;
 
 interface InFlightCall {
   readonly deadlineMs: number;
+  /** A command on the command connection, whose replies come in order (not pub/sub). */
+  readonly ordered: boolean;
   settled: boolean;
   overdue: boolean;
   readonly expire: () => void;
+}
+
+/** A call held back while the command connection is stalled. */
+interface StallWaiter {
+  readonly deadlineMs: number;
+  readonly wake: () => void;
+  readonly fail: (error: StoreUnavailableError) => void;
 }
 
 /** How long close() waits for pending replies before dropping the connections. */
@@ -475,6 +492,10 @@ export class RedisStore implements Store {
   private readonly commandTimeoutMs: number;
   private readonly reconnectMaxDelayMs: number;
   private overdueCalls = 0;
+  /** Overdue calls on the command connection (ordered replies): while any, it is stalled. */
+  private overdueOrderedCalls = 0;
+  /** Calls waiting for a stall to clear (standalone), failed by the sweeper after their grace. */
+  private readonly stallWaiters = new Set<StallWaiter>();
   /** Calls waiting on Redis, checked against their deadlines by one sweeper timer. */
   private readonly inFlight = new Set<InFlightCall>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -728,10 +749,11 @@ export class RedisStore implements Store {
   }
 
   async subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
-    await this.withDeadline(() => this.driver.subscribe(channel, listener));
+    // On a connection of their own, which may lag behind the command connection's: not ordered.
+    await this.withDeadline(() => this.driver.subscribe(channel, listener), false);
     return async () => {
       if (this.closed) return;
-      await this.withDeadline(() => this.driver.unsubscribe(channel, listener));
+      await this.withDeadline(() => this.driver.unsubscribe(channel, listener), false);
     };
   }
 
@@ -992,6 +1014,8 @@ export class RedisStore implements Store {
     clearTimeout(this.retryTimer);
     clearInterval(this.sweeper);
     this.sweeper = undefined;
+    for (const waiter of this.stallWaiters) waiter.fail(new StoreUnavailableError('the store is closed'));
+    this.stallWaiters.clear();
     // A graceful close waits for every pending reply: never while disconnected (a connection
     // may never come) or stalled (overdue replies may never come), and never for long.
     if (!this.driver.isReady() || this.overdueCalls > 0) {
@@ -1049,8 +1073,36 @@ export class RedisStore implements Store {
    *
    * One sweeper timer serves every call in flight (a timer per call costs more than the call's
    * own client work at high rates); a deadline fires at most DEADLINE_SWEEP_MS late.
+   *
+   * Standalone has one command connection, whose replies come in order: while a command on it
+   * is past its deadline and unanswered, no later command can be answered before it. New calls
+   * are then not sent: each waits up to STALL_GRACE_MS for the overdue replies (or the
+   * connection closing) to end the stall, and is refused after that, instead of each waiting out
+   * a deadline of its own (a request that makes three calls would take three deadlines) and
+   * piling work onto the server for when it wakes up. Sentinel and Cluster keep only the
+   * MAX_OVERDUE_CALLS cap: their commands may go to another node than the overdue ones.
    */
-  private withDeadline<T>(call: () => Promise<T>): Promise<T> {
+  private withDeadline<T>(call: () => Promise<T>, ordered = true): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('the store is closed'));
+    if (ordered && this.mode === 'standalone' && this.overdueOrderedCalls > 0) {
+      return this.stallCleared().then(() => this.send(call, ordered));
+    }
+    return this.send(call, ordered);
+  }
+
+  /** Resolves when the command connection's overdue replies are in; fails after the grace. */
+  private stallCleared(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.stallWaiters.add({
+        deadlineMs: performance.now() + Math.min(STALL_GRACE_MS, this.commandTimeoutMs),
+        wake: resolve,
+        fail: reject,
+      });
+      this.startSweeper();
+    });
+  }
+
+  private send<T>(call: () => Promise<T>, ordered: boolean): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('the store is closed'));
     if (this.overdueCalls >= MAX_OVERDUE_CALLS) {
       return Promise.reject(
@@ -1062,6 +1114,7 @@ export class RedisStore implements Store {
     return new Promise<T>((resolve, reject) => {
       const entry: InFlightCall = {
         deadlineMs: performance.now() + this.commandTimeoutMs,
+        ordered,
         settled: false,
         overdue: false,
         expire: () => {
@@ -1098,7 +1151,12 @@ export class RedisStore implements Store {
   private finish(entry: InFlightCall): void {
     entry.settled = true;
     this.inFlight.delete(entry);
-    if (entry.overdue) this.overdueCalls--;
+    if (!entry.overdue) return;
+    this.overdueCalls--;
+    if (entry.ordered && --this.overdueOrderedCalls === 0) {
+      for (const waiter of this.stallWaiters) waiter.wake();
+      this.stallWaiters.clear();
+    }
   }
 
   private startSweeper(): void {
@@ -1109,17 +1167,27 @@ export class RedisStore implements Store {
     this.sweeper.unref();
   }
 
-  /** Fails every call past its deadline; stops when nothing is in flight. */
+  /** Fails every call past its deadline or stall grace; stops when nothing is in flight. */
   private sweepDeadlines(): void {
     const now = performance.now();
     for (const entry of this.inFlight) {
       if (!entry.overdue && !entry.settled && now >= entry.deadlineMs) {
         entry.overdue = true;
         this.overdueCalls++;
+        if (entry.ordered) this.overdueOrderedCalls++;
         entry.expire();
       }
     }
-    if (this.inFlight.size === 0) {
+    for (const waiter of this.stallWaiters) {
+      if (now < waiter.deadlineMs) continue;
+      this.stallWaiters.delete(waiter);
+      waiter.fail(
+        new StoreUnavailableError(
+          `Redis is stalled: a command has waited over ${String(this.commandTimeoutMs)} ms for its reply`,
+        ),
+      );
+    }
+    if (this.inFlight.size === 0 && this.stallWaiters.size === 0) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
