@@ -2,10 +2,11 @@
  * Prometheus metrics (`prom-client`, one registry per service so tests can run several):
  * requests by route and status with latency, session validations by outcome, rate-limit
  * decisions by policy, lock conflicts, sign-in failures, Redis latency and errors, the
- * degraded flag. Labels are route patterns and policy names: never an id, IP or email.
+ * degraded flag; and the process's own (prom-client's defaults: heap, resident memory, event-loop
+ * delay, GC, open handles). Labels are route patterns and policy names: never an id, IP or email.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 import type { ServiceContext } from './app.js';
 
@@ -52,6 +53,10 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
   private context: ServiceContext | undefined;
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
 
   /** Gauges read at scrape time: Redis latency, degraded flag, live event streams. */
   watch(context: ServiceContext): void {

@@ -52,6 +52,41 @@ export async function findUserById(db: SqlQueryable, id: string): Promise<User |
   return row ? toUser(row) : null;
 }
 
+/** A user as API.md shows one: no password hash. */
+export type PresentedUser = ReturnType<typeof presentUser>;
+
+/**
+ * Users by id, kept in this instance for the routes that only show the user (`GET /me`), so an
+ * authenticated read costs no SQL round trip. The service never updates or deletes a user, so a
+ * row once read stays right; `ttlMs` bounds how long a change made outside the service (an
+ * operator deleting a user in SQL) takes to show. Password hashes are not kept.
+ */
+export class UserCache {
+  private readonly entries = new Map<string, { user: PresentedUser; expiresAtMs: number }>();
+
+  constructor(
+    private readonly db: SqlQueryable,
+    private readonly options: { ttlMs: number; maxEntries: number } = { ttlMs: 30_000, maxEntries: 10_000 },
+  ) {}
+
+  async find(id: string): Promise<PresentedUser | null> {
+    const now = Date.now();
+    const cached = this.entries.get(id);
+    if (cached && cached.expiresAtMs > now) return cached.user;
+    const user = await findUserById(this.db, id);
+    this.entries.delete(id);
+    if (!user) return null;
+    const presented = presentUser(user);
+    // Oldest first out: a Map keeps insertion order.
+    if (this.entries.size >= this.options.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(id, { user: presented, expiresAtMs: now + this.options.ttlMs });
+    return presented;
+  }
+}
+
 /** Inserts the user; false when the email is taken (also when another instance won the race). */
 export async function insertUser(db: SqlQueryable, user: User): Promise<boolean> {
   const { rows } = await db.query(

@@ -608,6 +608,10 @@ export function serviceSuite(name: string, target: SuiteTarget): void {
       assert.match(metrics.text, /gatehouse_http_requests_total\{/);
       assert.match(metrics.text, /gatehouse_session_validations_total/);
       assert.match(metrics.text, /gatehouse_degraded 0/);
+      // The process's own: what an operator (and the soak test, bench/soak.ts) watches for leaks.
+      assert.match(metrics.text, /^nodejs_heap_size_used_bytes \d/m);
+      assert.match(metrics.text, /^nodejs_eventloop_lag_p99_seconds \d/m);
+      assert.match(metrics.text, /^process_resident_memory_bytes \d/m);
       const openapi = await client.get('/openapi.json');
       assert.equal(openapi.status, 200);
       assert.match(openapi.json.openapi, /^3\./);

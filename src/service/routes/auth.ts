@@ -23,12 +23,12 @@ import {
 } from '../schemas.js';
 import {
   findUserByEmail,
-  findUserById,
   insertOrganization,
   insertUser,
   normalizeEmail,
   organizationExists,
   presentUser,
+  UserCache,
 } from '../users.js';
 
 /** A sign-up refused inside its transaction (rolled back). */
@@ -94,6 +94,7 @@ function crossSiteSignIn(context: ServiceContext, request: FastifyRequest): bool
 
 export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext): void {
   const { gh, db, audit, config } = context;
+  const users = new UserCache(db);
 
   app.post(
     '/api/v1/auth/signup',
@@ -316,9 +317,9 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
     },
     async (request, reply) => {
       const session = requireSession(request);
-      const user = await findUserById(db, session.userId);
+      const user = await users.find(session.userId);
       if (!user) return sendError(reply, 401, 'UNAUTHENTICATED', 'The account no longer exists.');
-      return ok({ user: presentUser(user), session: presentSession(session, session.handle) });
+      return ok({ user, session: presentSession(session, session.handle) });
     },
   );
 
