@@ -1,16 +1,20 @@
 /**
  * `npm run bench`: runs every benchmark in one process and writes bench/RESULTS.md with the
- * machine, the command, and the figures side by side. Options: --rounds N --round-ms N
- * --concurrency N (defaults 7, 1500, 64).
+ * machine, the command, and the figures side by side (keeping the soak section that
+ * `npm run soak` wrote there). Options: --rounds N --round-ms N --concurrency N (defaults 7,
+ * 1500, 64) for the micro benchmarks, --http-rounds N --http-round-ms N (defaults 5, 5000) for
+ * the HTTP one.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 
+import { HTTP_EXPRESS, HTTP_FASTIFY, HTTP_GATEHOUSE, HTTP_PLUGIN, httpRatio, runHttpBench } from './http.js';
 import { runLockBench } from './locks.js';
 import { median } from './measure.js';
 import { runRateLimitBench } from './rate-limits.js';
+import { SOAK_BEGIN, SOAK_END } from './soak-markers.js';
 import { runSessionBench } from './sessions.js';
 
 const { values } = parseArgs({
@@ -18,8 +22,11 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '7' },
     'round-ms': { type: 'string', default: '1500' },
     concurrency: { type: 'string', default: '64' },
+    'http-rounds': { type: 'string', default: '5' },
+    'http-round-ms': { type: 'string', default: '5000' },
   },
 });
+const httpOptions = { rounds: Number(values['http-rounds']), roundMs: Number(values['http-round-ms']) };
 const options = {
   rounds: Number(values.rounds),
   roundMs: Number(values['round-ms']),
@@ -29,6 +36,7 @@ const options = {
 const redisVersion = execFileSync('redis-server', ['--version']).toString().trim();
 const machine = `${String(cpus().length)} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${String(Math.round(totalmem() / 2 ** 30))} GiB, Node.js ${process.version}, ${redisVersion.split(' sha=')[0] ?? redisVersion}`;
 
+const http = await runHttpBench(httpOptions);
 const sessions = await runSessionBench(options);
 const rateLimits = await runRateLimitBench(options);
 const locks = await runLockBench(options);
@@ -97,10 +105,102 @@ const lockTargets = [
 const driverRatio = lockRatio('driver: ioredis GET + GET', 'driver: node-redis GET + GET');
 const memoryTarget = 600;
 
+const serviceHttp = http.throughput.find((result) => result.name === HTTP_GATEHOUSE);
+const serviceP99Ms = serviceHttp?.p99Ms ?? Number.NaN;
+const serviceTrips = (connections: number) =>
+  http.redisWork.find((work) => work.name === HTTP_GATEHOUSE && work.connections === connections)
+    ?.roundTripsPerRequest ?? Number.NaN;
+const met = (ok: boolean) => (ok ? '(met)' : '(NOT met)');
+const httpTargets = [
+  {
+    what: 'service ÷ bare Fastify (ceiling)',
+    value: httpRatio(http.throughput, HTTP_GATEHOUSE, HTTP_FASTIFY),
+    target: '≥ 0.5',
+    ok: (v: number) => v >= 0.5,
+  },
+  {
+    what: 'service ÷ Express stack',
+    value: httpRatio(http.throughput, HTTP_GATEHOUSE, HTTP_EXPRESS),
+    target: '≥ 3.0',
+    ok: (v: number) => v >= 3,
+  },
+  {
+    what: 'plugin ÷ bare Fastify (ceiling)',
+    value: httpRatio(http.throughput, HTTP_PLUGIN, HTTP_FASTIFY),
+    target: '',
+    ok: null,
+  },
+  {
+    what: 'plugin ÷ Express stack',
+    value: httpRatio(http.throughput, HTTP_PLUGIN, HTTP_EXPRESS),
+    target: '',
+    ok: null,
+  },
+];
+const httpLines = [
+  '## HTTP: an authenticated `GET /api/v1/me`',
+  '',
+  `Each stack is its own process on one redis-server started by the benchmark (${http.database} for the`,
+  `service); autocannon in the benchmark's process, 50 connections, each with a session of its own;`,
+  `${String(httpOptions.rounds)} interleaved rounds of ${String(httpOptions.roundMs / 1000)} s after a 2 s warm-up each; medians of rounds. Every answer was`,
+  `200 (${http.non200 === 0 ? 'none other in any round' : `${String(http.non200)} were not: the figures are suspect`}). Rate limits are set high enough that every request is a charged`,
+  'check that passes.',
+  '',
+  '| stack | req/s (median) | p50 ms | p99 ms | server CPU µs/req | req/s by round | p99 ms by round |',
+  '| --- | ---: | ---: | ---: | ---: | --- | --- |',
+  ...http.throughput.map(
+    (result) =>
+      `| ${result.name} | ${Math.round(result.requestsPerSecond).toLocaleString('en-US')} | ${String(result.p50Ms)} | ${String(result.p99Ms)} | ${result.serverCpuUsPerRequest.toFixed(0)} | ${result.rounds.map((r) => Math.round(r).toLocaleString('en-US')).join(', ')} | ${result.p99Rounds.join(', ')} |`,
+  ),
+  '',
+  '| ratio (median of per-round ratios) | measured | target |',
+  '| --- | ---: | ---: |',
+  ...httpTargets.map(
+    (t) =>
+      `| ${t.what} | ${t.value.toFixed(2)} | ${t.ok === null ? '' : `${t.target} ${met(t.ok(t.value))}`} |`,
+  ),
+  `| service p99 at 50 connections | ${String(serviceP99Ms)} ms | < 10 ms ${met(serviceP99Ms < 10)} |`,
+  `| service Redis round trips per request, 1 connection | ${serviceTrips(1).toFixed(3)} | ≤ 1 ${met(serviceTrips(1) <= 1)} |`,
+  `| service Redis round trips per request, 50 connections | ${serviceTrips(50).toFixed(3)} | ≤ 1 ${met(serviceTrips(50) <= 1)} |`,
+  '',
+  'The service is the reference service as `npm start` runs it (LOG_LEVEL=warn): the session from',
+  'its cookie, the `api` rate limit per user, the user (from a per-instance cache of SQL rows),',
+  'security headers, a request id, Prometheus metrics. The plugin is gatehouse the library: its',
+  'Fastify plugin (session and `api` rate limit) on a bare route answering the same bytes. The',
+  'bare route is the ceiling: the same JSON with no session and no Redis. The Express stack is',
+  'express-session on connect-redis and express-rate-limit on rate-limit-redis, on one node-redis',
+  'client, keyed per user, answering the same bytes from its session. Server CPU is the process',
+  "time of the server (`/proc/<pid>/stat`) over the round's requests.",
+  '',
+  '### Redis work per request, counted',
+  '',
+  'Each stack is started once more with a counting TCP proxy in front of Redis: every chunk it',
+  "writes to Redis starts a round trip. Commands are the Redis server's own count (INFO",
+  'commandstats; commands a script runs count too), read before and after a fixed number of requests.',
+  '',
+  '| stack | connections | requests | round trips per request | Redis commands per request |',
+  '| --- | ---: | ---: | ---: | ---: |',
+  ...http.redisWork.map(
+    (work) =>
+      `| ${work.name} | ${String(work.connections)} | ${work.requests.toLocaleString('en-US')} | ${work.roundTripsPerRequest.toFixed(3)} | ${work.commandsPerRequest.toFixed(2)} |`,
+  ),
+  '',
+];
+
+// The soak section is written by `npm run soak`; a benchmark run keeps it.
+const resultsFile = new URL('RESULTS.md', import.meta.url);
+const previous = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '';
+const soakStart = previous.indexOf(SOAK_BEGIN);
+const soakEnd = previous.indexOf(SOAK_END);
+const soakSection =
+  soakStart >= 0 && soakEnd > soakStart
+    ? previous.slice(soakStart, soakEnd + SOAK_END.length)
+    : `${SOAK_BEGIN}\n## Soak\n\nNot run yet: \`npm run soak\` writes its figures here.\n${SOAK_END}`;
+
 const lines = [
   '# Benchmark results',
   '',
-  `Command: \`npm run bench -- --rounds ${String(options.rounds)} --round-ms ${String(options.roundMs)} --concurrency ${String(options.concurrency)}\``,
+  `Command: \`npm run bench -- --rounds ${String(options.rounds)} --round-ms ${String(options.roundMs)} --concurrency ${String(options.concurrency)} --http-rounds ${String(httpOptions.rounds)} --http-round-ms ${String(httpOptions.roundMs)}\``,
   '',
   `Machine: ${machine}. Date: ${new Date().toISOString().slice(0, 10)}.`,
   '',
@@ -115,6 +215,7 @@ const lines = [
   'contenders the default and flattered gatehouse; one rate-limiter-flexible row below keeps the',
   'default, to show what it costs.',
   '',
+  ...httpLines,
   '## Session validation',
   '',
   '| contender | ops/s (median) | rounds |',
@@ -232,5 +333,6 @@ const lines = [
   `| total | ${String(sessions.memory.bytesPerSession)} (target < ${String(memoryTarget)}${sessions.memory.bytesPerSession < memoryTarget ? ', met' : ', NOT met'}) |`,
   '',
 ];
-writeFileSync(new URL('RESULTS.md', import.meta.url), lines.join('\n'));
+lines.push(soakSection, '');
+writeFileSync(resultsFile, lines.join('\n'));
 process.stdout.write(`${lines.join('\n')}\n`);
