@@ -19,7 +19,7 @@
  * holder, costs several round trips, and needs several Redis deployments; fencing can.
  */
 import type { KeyRing } from '../crypto/keyring.js';
-import { LockHeldError, LockLostError, type LockLossReason } from '../errors.js';
+import { LockHeldError, LockLostError, StoreUnavailableError, type LockLossReason } from '../errors.js';
 import type { LockAcquireResult, Store } from '../store/store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -113,6 +113,11 @@ const MIN_TTL_MS = 10;
 const MAX_TIMER_MS = 2_147_483_647;
 const FIRST_BACKOFF_MS = 25;
 const MAX_BACKOFF_MS = 1000;
+/** Giving back what an unanswered acquire may have taken: first try, and the longest pause between tries. */
+const ABANDONED_FIRST_TRY_MS = 250;
+const ABANDONED_MAX_PAUSE_MS = 2000;
+/** Past this many unanswered acquires being given back at once, the rest expire by their TTL. */
+const MAX_ABANDONED = 1000;
 
 /** What a Lock needs from Locks: renew and release by the ids it was acquired with. */
 interface LockOperations {
@@ -161,6 +166,8 @@ export class Locks {
   private readonly defaultTtlMs: number;
   private readonly defaultMaxHoldMs: number;
   private readonly logger: Logger;
+  /** Unanswered acquires being given back (see giveBack). */
+  private abandoned = 0;
 
   constructor(
     private readonly store: Store,
@@ -176,7 +183,8 @@ export class Locks {
    * One attempt: the lock (or a semaphore place), or a refusal saying for how long it is held.
    * Fails with StoreUnavailableError while the store is down (fail closed: mutual exclusion
    * cannot be promised without it). A call that timed out may still have taken the lock on the
-   * server; it then expires after its TTL.
+   * server (a command held by the client through a failover runs on the new primary later): that
+   * lock is released in the background once the store answers again, else it expires by its TTL.
    */
   async tryAcquire(resource: string, options: AcquireOptions = {}): Promise<Lock | LockRefusal> {
     requireText('resource', resource, MAX_RESOURCE_LENGTH);
@@ -189,10 +197,16 @@ export class Locks {
     const resourceId = this.resourceId(resource);
     const ownerId = recordId(token);
     const sentAtMs = Date.now();
-    const result: LockAcquireResult =
-      limit === 1
-        ? await this.store.lockAcquire(resourceId, ownerId, ttlMs, options.holder ?? '')
-        : await this.store.semaphoreAcquire(resourceId, ownerId, limit, ttlMs);
+    let result: LockAcquireResult;
+    try {
+      result =
+        limit === 1
+          ? await this.store.lockAcquire(resourceId, ownerId, ttlMs, options.holder ?? '')
+          : await this.store.semaphoreAcquire(resourceId, ownerId, limit, ttlMs);
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) this.giveBack(resourceId, ownerId, limit, ttlMs);
+      throw error;
+    }
     if (result.acquired) {
       const operations: LockOperations = {
         extend: (extendTtlMs) => this.extendIds(resourceId, ownerId, extendTtlMs, limit),
@@ -372,6 +386,41 @@ export class Locks {
       this.logger.warn({ resourceHash, reason }, 'lock lost');
       this.options.audit?.({ type: 'lock.lost', resourceHash, reason, fencingToken: lock.fencingToken });
     });
+  }
+
+  /**
+   * Releases, in the background, what an acquire that got no answer may still have taken: nobody
+   * knows its owner token, so it would otherwise block the resource for its whole TTL after the
+   * store came back. Tries with backoff until the store answers twice (the second answer covers
+   * a held command that runs after the first), the release succeeds, or the TTL is over. Only
+   * this owner's hold can be released. Timers are unref'd: they never keep a process alive.
+   */
+  private giveBack(resourceId: string, ownerId: string, limit: number, ttlMs: number): void {
+    if (this.abandoned >= MAX_ABANDONED) return;
+    this.abandoned++;
+    const giveUpAtMs = Date.now() + ttlMs;
+    let pauseMs = ABANDONED_FIRST_TRY_MS;
+    let answers = 0;
+    const tryLater = (): void => {
+      if (Date.now() + pauseMs >= giveUpAtMs) {
+        this.abandoned--;
+        return;
+      }
+      setTimeout(() => {
+        this.releaseIds(resourceId, ownerId, limit).then(
+          (released) => {
+            answers++;
+            if (released || answers >= 2) this.abandoned--;
+            else tryLater();
+          },
+          () => {
+            tryLater();
+          },
+        );
+      }, pauseMs).unref();
+      pauseMs = Math.min(pauseMs * 2, ABANDONED_MAX_PAUSE_MS);
+    };
+    tryLater();
   }
 
   /** The resource as it appears in keys: an HMAC, so no id reaches Redis in clear. */
