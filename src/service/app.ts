@@ -66,6 +66,15 @@ export interface CreateServiceOptions {
 /** Bodies over this are refused with 413 `PAYLOAD_TOO_LARGE`. */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** On every answer (the CSP unless a route sets its own; HSTS too with secure cookies). */
+const SECURITY_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+} as const;
+const HSTS = 'max-age=31536000; includeSubDomains';
 
 export function serviceVersion(): string {
   try {
@@ -80,10 +89,14 @@ export function serviceVersion(): string {
 export async function createService(config: Config, options: CreateServiceOptions = {}): Promise<Service> {
   const secretKeys = config.secretKeys ?? options.secretKeys;
   if (!secretKeys || secretKeys.length === 0) throw new TypeError('the service needs secret keys');
+  const securityHeaders = {
+    ...SECURITY_HEADERS,
+    ...(config.cookieSecure ? { 'Strict-Transport-Security': HSTS } : {}),
+  };
   const app = Fastify({
     bodyLimit: BODY_LIMIT_BYTES,
     // Errors Fastify meets before routing (a malformed URL, an over-long parameter) get the
-    // envelope and the request id too.
+    // envelope, the request id and the security headers too.
     frameworkErrors: (error, request, reply) => {
       const notFound = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
       const body = JSON.stringify({
@@ -94,12 +107,35 @@ export async function createService(config: Config, options: CreateServiceOption
       });
       reply.raw
         .writeHead(notFound ? 404 : 400, {
+          ...securityHeaders,
           'content-type': 'application/json; charset=utf-8',
           'x-request-id': request.id,
-          'x-content-type-options': 'nosniff',
         })
         .end(body);
     },
+    // So do requests Node's HTTP parser refuses (bytes that are not HTTP, headers over 16 KiB):
+    // Fastify's default answer to them is a JSON of its own without either.
+    clientErrorHandler: (error, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const message =
+        error.code === 'HPE_HEADER_OVERFLOW'
+          ? 'The request headers are too large.'
+          : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? 'The request did not arrive in time.'
+            : 'The request is malformed.';
+      const body = JSON.stringify({ success: false, error: { code: 'VALIDATION_ERROR', message } });
+      const head = Object.entries({
+        ...securityHeaders,
+        'Content-Type': 'application/json; charset=utf-8',
+        'Content-Length': String(Buffer.byteLength(body)),
+        'X-Request-Id': randomUUID(),
+        Connection: 'close',
+      }).map(([name, value]) => `${name}: ${value}\r\n`);
+      if (socket.writable) socket.write(`HTTP/1.1 400 Bad Request\r\n${head.join('')}\r\n${body}`);
+      socket.destroy(error);
+    },
+    // Node answers a request without Host (400) itself, bare; the hook below answers it instead.
+    http: { requireHostHeader: false },
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -264,22 +300,23 @@ export async function createService(config: Config, options: CreateServiceOption
     })(),
   );
 
+  // Node answers an `Expect` other than 100-continue with a bare 417 unless told otherwise:
+  // the request is served as if it had none (RFC 9110 allows either).
+  app.server.on('checkExpectation', (request, response) => {
+    app.routing(request, response);
+  });
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('X-Request-Id', request.id);
+    // HTTP/1.1 requires Host (RFC 9112, 3.2), and the CSRF checks compare Origin with it.
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      sendError(reply, 400, 'VALIDATION_ERROR', 'The Host header is required.');
+      return;
+    }
     done();
   });
   app.addHook('onSend', (request, reply, payload, done) => {
-    void reply.header('X-Content-Type-Options', 'nosniff');
-    void reply.header('Referrer-Policy', 'no-referrer');
-    void reply.header('X-Frame-Options', 'DENY');
-    void reply.header('Cross-Origin-Opener-Policy', 'same-origin');
-    if (config.cookieSecure)
-      void reply.header('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
-    if (!reply.hasHeader('Content-Security-Policy')) {
-      void reply.header(
-        'Content-Security-Policy',
-        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
-      );
+    for (const [name, value] of Object.entries(securityHeaders)) {
+      if (name !== 'Content-Security-Policy' || !reply.hasHeader(name)) void reply.header(name, value);
     }
     done(null, payload);
   });

@@ -30,6 +30,8 @@ const RETRY_MS = 1000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Open streams one session may have on one instance (tabs of one browser share a session). */
 const MAX_STREAMS_PER_SESSION = 8;
+/** A refused stream may try again this much later (API.md: every 429 says when). */
+const STREAM_RETRY_AFTER_SECONDS = 5;
 
 /** The API's word for why a session ended. */
 export function endedReason(event: Pick<SessionEndedEvent, 'reason' | 'cause'>): EndedReason {
@@ -93,10 +95,13 @@ export class LiveEvents {
       (request, reply) => {
         const session = requireSession(request);
         if ((this.streams.get(session.handle)?.size ?? 0) >= MAX_STREAMS_PER_SESSION) {
-          return reply.code(429).send({
-            success: false,
-            error: { code: 'RATE_LIMITED', message: 'Too many open event streams for this session.' },
-          });
+          return reply
+            .code(429)
+            .header('Retry-After', String(STREAM_RETRY_AFTER_SECONDS))
+            .send({
+              success: false,
+              error: { code: 'RATE_LIMITED', message: 'Too many open event streams for this session.' },
+            });
         }
         void reply.hijack();
         const response = reply.raw;
