@@ -8,7 +8,7 @@
  *   (the stack a team would assemble), answering the same JSON from its session;
  *
  * each a child process on one redis-server started here, loaded by autocannon from this process
- * with 50 connections, each connection with a session of its own, in interleaved rounds.
+ * with 50 connections, the requests going round 50 sessions, in interleaved rounds.
  *
  * Then the Redis work per request, counted, not guessed: each stack is started once more behind
  * a counting TCP proxy to Redis (every chunk it writes to Redis is one round trip it started)
@@ -30,6 +30,8 @@ import { freePort, RedisServer } from '../test/harness/redis-server.js';
 import { median } from './measure.js';
 
 const CONNECTIONS = 50;
+/** Chunks from one client closer together than this, with no reply between, are one round trip. */
+const ROUND_TRIP_GAP_MS = 1;
 const SESSIONS = 50;
 const PASSWORD = 'correct horse battery staple';
 const POSTGRES_ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -55,12 +57,18 @@ export interface HttpContenderResult {
 export interface RedisWorkPerRequest {
   readonly name: string;
   readonly connections: number;
+  /** Sessions the requests went round (each request takes the next one). */
+  readonly sessions: number;
   readonly requests: number;
-  /** Chunks the server wrote to Redis (each one a round trip it started), per request, less its idle rate. */
+  /** Round trips the server started with Redis (see countingProxy), per request, less its idle rate. */
   readonly roundTripsPerRequest: number;
+  /** Chunks that reached Redis from the server, per request (one write may arrive as several). */
+  readonly writesPerRequest: number;
   /** Commands the Redis server executed, per request (those of idle processes included). */
   readonly commandsPerRequest: number;
-  /** Round trips the stack makes with no request (taken out of `roundTripsPerRequest`). */
+  /** Commands per request by name, most first (e.g. `evalsha 1.000, get 1.000`). */
+  readonly commandMix: string;
+  /** Round trips the stack makes with no request at all (taken out of `roundTripsPerRequest`). */
   readonly idleRoundTripsPerSecond: number;
 }
 
@@ -143,18 +151,36 @@ function processCpuUs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
-/** A TCP proxy to Redis that counts the chunks its clients write (each one a round trip). */
-async function countingProxy(redisPort: number): Promise<{ port: number; writes(): number; close(): void }> {
+/**
+ * A TCP proxy to Redis that counts what its clients send. `writes` counts chunks as they arrive
+ * (one write may arrive as several); `roundTrips` counts turns: a chunk starts a new round trip
+ * when Redis has answered on that connection since the client's last chunk, or when that chunk
+ * came more than ROUND_TRIP_GAP_MS ago (pipelined commands sent while earlier replies are
+ * outstanding are round trips too, if they were sent apart).
+ */
+async function countingProxy(
+  redisPort: number,
+): Promise<{ port: number; writes(): number; roundTrips(): number; close(): void }> {
   let writes = 0;
+  let roundTrips = 0;
   const server: Server = createServer((client) => {
     const upstream = createConnection({ host: '127.0.0.1', port: redisPort });
     client.setNoDelay(true);
     upstream.setNoDelay(true);
+    let answeredSinceLastWrite = true;
+    let lastWriteMs = 0;
     client.on('data', (chunk) => {
+      const now = performance.now();
       writes += 1;
+      if (answeredSinceLastWrite || now - lastWriteMs > ROUND_TRIP_GAP_MS) roundTrips += 1;
+      answeredSinceLastWrite = false;
+      lastWriteMs = now;
       upstream.write(chunk);
     });
-    upstream.pipe(client);
+    upstream.on('data', (chunk) => {
+      answeredSinceLastWrite = true;
+      client.write(chunk);
+    });
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
@@ -163,7 +189,12 @@ async function countingProxy(redisPort: number): Promise<{ port: number; writes(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (!address || typeof address !== 'object') throw new Error('proxy has no port');
-  return { port: address.port, writes: () => writes, close: () => server.close() };
+  return {
+    port: address.port,
+    writes: () => writes,
+    roundTrips: () => roundTrips,
+    close: () => server.close(),
+  };
 }
 
 async function json(response: Response): Promise<unknown> {
@@ -219,7 +250,7 @@ interface Load {
   readonly non200: number;
 }
 
-/** autocannon against `GET /api/v1/me`, each connection with a cookie of its own. */
+/** autocannon against `GET /api/v1/me`, the requests going round the sessions' cookies. */
 async function load(
   port: number,
   cookies: readonly string[],
@@ -234,11 +265,11 @@ async function load(
       {
         method: 'GET',
         path: '/api/v1/me',
-        setupRequest: (request, context) => {
-          const state = context as { cookie?: string };
-          state.cookie ??= cookies[next++ % cookies.length];
-          return { ...request, headers: { ...request.headers, cookie: state.cookie ?? '' } };
-        },
+        // Each request takes the next session in turn.
+        setupRequest: (request) => ({
+          ...request,
+          headers: { ...request.headers, cookie: cookies[next++ % cookies.length] ?? '' },
+        }),
       },
     ],
   });
@@ -252,12 +283,13 @@ async function load(
   };
 }
 
-/** Commands the Redis server has executed so far (INFO commandstats). */
-async function commandCount(info: (section: string) => Promise<string>): Promise<number> {
+/** Commands the Redis server has executed so far, by command (INFO commandstats). */
+async function commandCounts(info: (section: string) => Promise<string>): Promise<Map<string, number>> {
   const text = await info('commandstats');
-  let total = 0;
-  for (const match of text.matchAll(/cmdstat_[^:]+:calls=(\d+)/g)) total += Number(match[1]);
-  return total;
+  const counts = new Map<string, number>();
+  for (const match of text.matchAll(/cmdstat_([^:]+):calls=(\d+)/g))
+    counts.set(match[1] ?? '', Number(match[2]));
+  return counts;
 }
 
 interface Stack {
@@ -419,26 +451,45 @@ export async function runHttpBench(options: { rounds: number; roundMs: number })
         await load(child.port, stack.cookies, { connections: CONNECTIONS, amount: 2000 }); // warm-up
         // What the stack writes to Redis with no request at all (health probes, keep-alive
         // pings): measured over 3 s, and taken out of the per-request figures.
-        const idleBefore = proxy.writes();
+        const idleBefore = proxy.roundTrips();
         const idleStarted = performance.now();
         await new Promise((resolve) => setTimeout(resolve, 3000));
-        const idlePerMs = (proxy.writes() - idleBefore) / (performance.now() - idleStarted);
-        for (const connections of [1, CONNECTIONS]) {
-          const requests = connections === 1 ? 2000 : 20_000;
+        const idlePerMs = (proxy.roundTrips() - idleBefore) / (performance.now() - idleStarted);
+        // One connection with one session (its validation answered from the local cache, but for
+        // once a second), one connection going round all the sessions, and 50 connections.
+        const runs = [
+          { connections: 1, sessions: stack.cookies.slice(0, 1), requests: 2000 },
+          { connections: 1, sessions: stack.cookies, requests: 2000 },
+          { connections: CONNECTIONS, sessions: stack.cookies, requests: 20_000 },
+        ];
+        for (const { connections, sessions, requests } of runs) {
           const writesBefore = proxy.writes();
-          const commandsBefore = await commandCount((section) => admin.info(section));
+          const roundTripsBefore = proxy.roundTrips();
+          const commandsBefore = await commandCounts((section) => admin.info(section));
           const started = performance.now();
-          const measured = await load(child.port, stack.cookies, { connections, amount: requests });
+          const measured = await load(child.port, sessions, { connections, amount: requests });
           const background = idlePerMs * (performance.now() - started);
-          // One INFO call of our own is counted between the two readings.
-          const commands = (await commandCount((section) => admin.info(section))) - commandsBefore - 1;
+          const commandsAfter = await commandCounts((section) => admin.info(section));
+          // Our own INFO call is counted between the two readings.
+          commandsAfter.set('info', (commandsAfter.get('info') ?? 1) - 1);
+          const perCommand = [...commandsAfter]
+            .map(([name, count]): [string, number] => [
+              name,
+              (count - (commandsBefore.get(name) ?? 0)) / measured.requests,
+            ])
+            .filter(([, perRequest]) => perRequest > 0)
+            .sort(([, a], [, b]) => b - a);
+          const commands = perCommand.reduce((sum, [, perRequest]) => sum + perRequest, 0);
           non200 += measured.non200;
           redisWork.push({
             name: stack.name,
             connections,
+            sessions: sessions.length,
             requests: measured.requests,
-            roundTripsPerRequest: (proxy.writes() - writesBefore - background) / measured.requests,
-            commandsPerRequest: commands / measured.requests,
+            roundTripsPerRequest: (proxy.roundTrips() - roundTripsBefore - background) / measured.requests,
+            writesPerRequest: (proxy.writes() - writesBefore) / measured.requests,
+            commandsPerRequest: commands,
+            commandMix: perCommand.map(([name, perRequest]) => `${name} ${perRequest.toFixed(3)}`).join(', '),
             idleRoundTripsPerSecond: idlePerMs * 1000,
           });
         }

@@ -107,9 +107,10 @@ const memoryTarget = 600;
 
 const serviceHttp = http.throughput.find((result) => result.name === HTTP_GATEHOUSE);
 const serviceP99Ms = serviceHttp?.p99Ms ?? Number.NaN;
-const serviceTrips = (connections: number) =>
-  http.redisWork.find((work) => work.name === HTTP_GATEHOUSE && work.connections === connections)
-    ?.roundTripsPerRequest ?? Number.NaN;
+const serviceTrips = (connections: number, sessions: number) =>
+  http.redisWork.find(
+    (work) => work.name === HTTP_GATEHOUSE && work.connections === connections && work.sessions === sessions,
+  )?.roundTripsPerRequest ?? Number.NaN;
 const met = (ok: boolean) => (ok ? '(met)' : '(NOT met)');
 const httpTargets = [
   {
@@ -141,7 +142,7 @@ const httpLines = [
   '## HTTP: an authenticated `GET /api/v1/me`',
   '',
   `Each stack is its own process on one redis-server started by the benchmark (${http.database} for the`,
-  `service); autocannon in the benchmark's process, 50 connections, each with a session of its own;`,
+  `service); autocannon in the benchmark's process, 50 connections, the requests going round 50 sessions;`,
   `${String(httpOptions.rounds)} interleaved rounds of ${String(httpOptions.roundMs / 1000)} s after a 2 s warm-up each; medians of rounds. Every answer was`,
   `200 (${http.non200 === 0 ? 'none other in any round' : `${String(http.non200)} were not: the figures are suspect`}). Rate limits are set high enough that every request is a charged`,
   'check that passes.',
@@ -160,8 +161,15 @@ const httpLines = [
       `| ${t.what} | ${t.value.toFixed(2)} | ${t.ok === null ? '' : `${t.target} ${met(t.ok(t.value))}`} |`,
   ),
   `| service p99 at 50 connections | ${String(serviceP99Ms)} ms | < 10 ms ${met(serviceP99Ms < 10)} |`,
-  `| service Redis round trips per request, 1 connection | ${serviceTrips(1).toFixed(3)} | ≤ 1 ${met(serviceTrips(1) <= 1)} |`,
-  `| service Redis round trips per request, 50 connections | ${serviceTrips(50).toFixed(3)} | ≤ 1 ${met(serviceTrips(50) <= 1)} |`,
+  // Judged on the figure as printed (three decimals).
+  ...[
+    ['1 connection, 1 session', serviceTrips(1, 1)],
+    ['1 connection going round 50 sessions', serviceTrips(1, 50)],
+    ['50 connections, 50 sessions', serviceTrips(50, 50)],
+  ].map(
+    ([what, value]) =>
+      `| service Redis round trips per request, ${String(what)} | ${Number(value).toFixed(3)} | ≤ 1 ${met(Number(Number(value).toFixed(3)) <= 1)} |`,
+  ),
   '',
   'The service is the reference service as `npm start` runs it (LOG_LEVEL=warn): the session from',
   'its cookie, the `api` rate limit per user, the user (from a per-instance cache of SQL rows),',
@@ -174,15 +182,19 @@ const httpLines = [
   '',
   '### Redis work per request, counted',
   '',
-  'Each stack is started once more with a counting TCP proxy in front of Redis: every chunk it',
-  "writes to Redis starts a round trip. Commands are the Redis server's own count (INFO",
-  'commandstats; commands a script runs count too), read before and after a fixed number of requests.',
+  'Each stack is started once more with a counting TCP proxy in front of Redis. A round trip is a',
+  'turn: what the server sends once Redis has answered it (or after a pause of over 1 ms), however',
+  'many TCP chunks it arrives in; the chunks are shown too. What a stack sends while idle (health',
+  "probes, pings), counted over 3 s first, is taken out. Commands are the Redis server's own count",
+  '(INFO commandstats; the commands a script runs count too), before and after a fixed number of',
+  'requests. With 50 connections, the calls of many requests share one round trip (gatehouse',
+  'sends the calls of one event-loop turn together).',
   '',
-  '| stack | connections | requests | round trips per request | Redis commands per request |',
-  '| --- | ---: | ---: | ---: | ---: |',
+  '| stack | connections | sessions | requests | round trips per request | TCP chunks per request | Redis commands per request | commands by name, per request | idle round trips per s |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
   ...http.redisWork.map(
     (work) =>
-      `| ${work.name} | ${String(work.connections)} | ${work.requests.toLocaleString('en-US')} | ${work.roundTripsPerRequest.toFixed(3)} | ${work.commandsPerRequest.toFixed(2)} |`,
+      `| ${work.name} | ${String(work.connections)} | ${String(work.sessions)} | ${work.requests.toLocaleString('en-US')} | ${work.roundTripsPerRequest.toFixed(3)} | ${work.writesPerRequest.toFixed(3)} | ${work.commandsPerRequest.toFixed(2)} | ${work.commandMix} | ${work.idleRoundTripsPerSecond.toFixed(1)} |`,
   ),
   '',
 ];
