@@ -306,6 +306,9 @@ export async function createService(config: Config, options: CreateServiceOption
     app.routing(request, response);
   });
   app.addHook('onRequest', (request, reply, done) => {
+    // Set first, so every answer has them: a route may replace one (the dashboard's CSP), and an
+    // event stream, written outside Fastify's reply, copies them.
+    void reply.headers(securityHeaders);
     void reply.header('X-Request-Id', request.id);
     // HTTP/1.1 requires Host (RFC 9112, 3.2), and the CSRF checks compare Origin with it.
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
@@ -313,12 +316,6 @@ export async function createService(config: Config, options: CreateServiceOption
       return;
     }
     done();
-  });
-  app.addHook('onSend', (request, reply, payload, done) => {
-    for (const [name, value] of Object.entries(securityHeaders)) {
-      if (name !== 'Content-Security-Policy' || !reply.hasHeader(name)) void reply.header(name, value);
-    }
-    done(null, payload);
   });
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request, reply);

@@ -106,7 +106,8 @@ export class LiveEvents {
         void reply.hijack();
         const response = reply.raw;
         const headers: OutgoingHttpHeaders = {};
-        // The rate-limit and Cache-Control headers the plugin set before the handler (lower-case).
+        // The headers set before the handler (lower-case): security headers and the request id
+        // (service hooks), rate limits and Cache-Control (the plugin).
         for (const [name, value] of Object.entries(reply.getHeaders())) {
           if (value !== undefined) headers[name] = value;
         }
@@ -116,9 +117,6 @@ export class LiveEvents {
           'cache-control': 'no-store',
           connection: 'keep-alive',
           'x-accel-buffering': 'no',
-          'x-request-id': request.id,
-          'x-content-type-options': 'nosniff',
-          'referrer-policy': 'no-referrer',
         });
         response.flushHeaders();
         const stream: Stream = {

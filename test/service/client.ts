@@ -145,6 +145,7 @@ export async function readEvents(
   timeoutMs: number,
 ): Promise<{
   status: number;
+  headers: Headers;
   contentType: string | null;
   rateLimitLimit: string | null;
   text: string;
@@ -181,6 +182,7 @@ export async function readEvents(
   }
   return {
     status: response.status,
+    headers: response.headers,
     contentType: response.headers.get('content-type'),
     rateLimitLimit: response.headers.get('x-ratelimit-limit'),
     text,

@@ -550,6 +550,16 @@ export function serviceSuite(name: string, target: SuiteTarget): void {
       assert.equal(stream.status, 200);
       assert.match(String(stream.contentType), /text\/event-stream/);
       assert.equal(stream.rateLimitLimit, '110', 'a limited route answers the rate-limit headers');
+      // Written outside Fastify's reply, the stream still has the request id and the security headers.
+      for (const name of [
+        'x-request-id',
+        'x-content-type-options',
+        'x-frame-options',
+        'content-security-policy',
+      ]) {
+        assert.ok(stream.headers.get(name), `the event stream lacks ${name}`);
+      }
+      assert.equal(stream.headers.get('cache-control'), 'no-store');
       assert.match(stream.text, /event: session-ended\ndata: \{"reason":"signout"\}/);
       assert.ok(stream.elapsedMs < 1000, `closed after ${String(stream.elapsedMs)} ms`);
 
