@@ -460,7 +460,13 @@ try {
       ),
     '',
     'Flat means the last fifth grew by at most 15% over the second (memory, keys), or 50% for',
-    'the delays, which move with whatever else the shared machine runs.',
+    'the delays, which move with whatever else the shared machine runs. The event-loop figure is',
+    "prom-client's (`nodejs_eventloop_lag_p99_seconds`, reset at each scrape): its monitor samples",
+    'every 10 ms and counts that interval in, so 10 ms means no delay at all. Kinds whose keys live',
+    'longer than the run are still filling when it ends, each toward its rate times its TTL: the',
+    'revocation entries of signed-out sessions (`revoke.v1`, kept for the 15-minute life of their',
+    'access tokens) and the fencing counters of locks (`lock.v1:…:f`, an hour); Redis memory shows',
+    'what that costs.',
     SOAK_END,
   ].join('\n');
   const results = readFileSync(RESULTS, 'utf8');
