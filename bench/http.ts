@@ -94,8 +94,12 @@ async function startChild(args: string[], env: Record<string, string>, port?: nu
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  // A benchmark stopped half-way (Ctrl-C, a failure) takes its servers down with it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => {
+      process.off('exit', killOnExit);
       resolve();
     });
   });
