@@ -23,10 +23,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { createClient } from 'redis';
 
 import { freePort, RedisServer } from '../test/harness/redis-server.js';
+import { createScratchDatabase, type ScratchDatabase } from './database.js';
 import { median } from './measure.js';
 
 const CONNECTIONS = 50;
@@ -34,7 +34,6 @@ const CONNECTIONS = 50;
 const ROUND_TRIP_GAP_MS = 1;
 const SESSIONS = 50;
 const PASSWORD = 'correct horse battery staple';
-const POSTGRES_ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SERVICE_MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
 
 export const HTTP_GATEHOUSE = 'gatehouse reference service';
@@ -309,8 +308,7 @@ export async function runHttpBench(options: { rounds: number; roundMs: number })
   const dataDir = mkdtempSync(join(tmpdir(), 'gh-bench-http-'));
   const children: Child[] = [];
   const secretKeys = randomBytes(32).toString('hex');
-  let database = 'PGlite (embedded)';
-  let dropDatabase = (): Promise<void> => Promise.resolve();
+  let scratch: ScratchDatabase | null = null;
   const env: Record<string, string> = {
     HOST: '127.0.0.1',
     REDIS_KEY_PREFIX: 'ghb',
@@ -325,25 +323,9 @@ export async function runHttpBench(options: { rounds: number; roundMs: number })
   };
   try {
     // PostgreSQL, as deployed, when the machine has it; the embedded PGlite otherwise.
-    try {
-      const name = `gh_bench_${randomBytes(6).toString('hex')}`;
-      const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await client.connect();
-      await client.query(`CREATE DATABASE ${name}`);
-      await client.end();
-      const url = new URL(POSTGRES_ADMIN_URL);
-      url.pathname = `/${name}`;
-      env.DATABASE_URL = url.toString();
-      database = 'PostgreSQL 15 on loopback';
-      dropDatabase = async () => {
-        const dropper = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-        await dropper.connect();
-        await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await dropper.end();
-      };
-    } catch {
-      // No PostgreSQL here: PGlite in DATA_DIR.
-    }
+    scratch = await createScratchDatabase('gh_bench');
+    if (scratch) env.DATABASE_URL = scratch.url;
+    const database = scratch ? 'PostgreSQL on loopback' : 'PGlite (embedded)';
 
     const startService = async (redisPort: number): Promise<Child> => {
       const port = await freePort();
@@ -507,7 +489,7 @@ export async function runHttpBench(options: { rounds: number; roundMs: number })
     await Promise.all(children.map((child) => child.stop()));
     await admin.quit().catch(() => undefined);
     await redis.destroy();
-    await dropDatabase().catch(() => undefined);
+    await scratch?.drop().catch(() => undefined);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -20,10 +20,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
-import pg from 'pg';
 import { createClient } from 'redis';
 
 import { freePort, RedisServer } from '../test/harness/redis-server.js';
+import { createScratchDatabase } from './database.js';
 import { median } from './measure.js';
 import { SOAK_BEGIN, SOAK_END } from './soak-markers.js';
 
@@ -46,7 +46,6 @@ const FIELDS = [
   { name: 'name', label: 'Name', type: 'text' },
   { name: 'notes', label: 'Notes', type: 'textarea' },
 ];
-const POSTGRES_ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RESULTS = new URL('RESULTS.md', import.meta.url);
 
 interface Answer {
@@ -152,8 +151,6 @@ const redis = await RedisServer.start({ name: 'soak' });
 const admin = createClient({ socket: { host: '127.0.0.1', port: redis.port } });
 await admin.connect();
 const dataDir = mkdtempSync(join(tmpdir(), 'gh-soak-'));
-let database = 'PGlite (embedded)';
-let databaseName: string | undefined;
 const env: Record<string, string> = {
   PATH: process.env.PATH ?? '',
   HOST: '127.0.0.1',
@@ -168,19 +165,10 @@ const env: Record<string, string> = {
   RATE_LIMIT_PUBLIC: '600/1m+50',
   RATE_LIMIT_PDF: '120/1m+10',
 };
-try {
-  databaseName = `gh_soak_${randomBytes(6).toString('hex')}`;
-  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-  await client.connect();
-  await client.query(`CREATE DATABASE ${databaseName}`);
-  await client.end();
-  const url = new URL(POSTGRES_ADMIN_URL);
-  url.pathname = `/${databaseName}`;
-  env.DATABASE_URL = url.toString();
-  database = 'PostgreSQL on loopback';
-} catch {
-  databaseName = undefined;
-}
+// PostgreSQL, as deployed, when the machine has it; the embedded PGlite otherwise.
+const scratch = await createScratchDatabase('gh_soak');
+if (scratch) env.DATABASE_URL = scratch.url;
+const database = scratch ? 'PostgreSQL on loopback' : 'PGlite (embedded)';
 
 const port = await freePort();
 const base = `http://127.0.0.1:${String(port)}`;
@@ -202,12 +190,7 @@ async function cleanUp(): Promise<void> {
   await admin.quit().catch(() => undefined);
   await redis.destroy();
   rmSync(dataDir, { recursive: true, force: true });
-  if (databaseName !== undefined) {
-    const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-    await client.connect();
-    await client.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`);
-    await client.end();
-  }
+  await scratch?.drop();
 }
 
 try {
