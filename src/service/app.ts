@@ -284,14 +284,10 @@ export async function createService(config: Config, options: CreateServiceOption
             done(error);
             return;
           }
-          // PostgreSQL stores neither NUL nor half a surrogate pair: refuse them here, as bad
-          // input, before any route spends a nonce or writes anything.
-          if (hasUnstorableText(value)) {
-            done(
-              Object.assign(new Error('strings must be valid Unicode without NUL characters'), {
-                statusCode: 400,
-              }),
-            );
+          // Refused here, as bad input, before any route spends a nonce or writes anything.
+          const problem = bodyProblem(value);
+          if (problem !== null) {
+            done(Object.assign(new Error(problem), { statusCode: 400 }));
             return;
           }
           done(null, value);
@@ -389,15 +385,40 @@ export async function createService(config: Config, options: CreateServiceOption
 
 // eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSTORABLE_MESSAGE = 'strings must be valid Unicode without NUL characters';
 
-/** True when a string (or key) anywhere in a parsed JSON value holds NUL or a lone surrogate. */
-function hasUnstorableText(value: unknown): boolean {
-  if (typeof value === 'string') return UNSTORABLE.test(value);
-  if (Array.isArray(value)) return value.some(hasUnstorableText);
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value).some(([key, inner]) => UNSTORABLE.test(key) || hasUnstorableText(inner));
+/** Bodies nested deeper than this are refused: no form or API body comes close. */
+export const MAX_BODY_DEPTH = 64;
+
+/**
+ * What makes a parsed JSON body unfit to handle, or null: nesting deeper than MAX_BODY_DEPTH (a
+ * deep body would overflow the stack of whatever walks it later), or a string or key holding NUL
+ * or a lone surrogate, which PostgreSQL cannot store. A loop over a stack of its own, so any
+ * depth gets an answer.
+ */
+export function bodyProblem(value: unknown): string | null {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (next === undefined) break;
+    if (typeof next.value === 'string') {
+      if (UNSTORABLE.test(next.value)) return UNSTORABLE_MESSAGE;
+      continue;
+    }
+    if (next.value === null || typeof next.value !== 'object') continue;
+    const depth = next.depth + 1;
+    if (depth > MAX_BODY_DEPTH) return `the body is nested deeper than ${String(MAX_BODY_DEPTH)} levels`;
+    if (Array.isArray(next.value)) {
+      // One at a time: spreading a long array into push() would overflow the stack too.
+      for (const item of next.value as unknown[]) pending.push({ value: item, depth });
+    } else {
+      for (const [key, inner] of Object.entries(next.value)) {
+        if (UNSTORABLE.test(key)) return UNSTORABLE_MESSAGE;
+        pending.push({ value: inner, depth });
+      }
+    }
   }
-  return false;
+  return null;
 }
 
 /** What the log keeps of an error: never its other properties (parameters, rows, requests). */
