@@ -228,6 +228,12 @@ export class Sessions {
   private outageSinceMs: number | null = null;
   private reconciling: Promise<void> | undefined;
   private readonly cache = new Map<string, CachedSession>();
+  /**
+   * Whose each session is, for sessions this instance has validated: a session's user never
+   * changes, so this outlives the cache's one second (see ownerOf). Forgotten when the session
+   * ends or fails to validate.
+   */
+  private readonly owners = new Map<string, string>();
   /** The last payload opened per session, with the sealed bytes it came from. */
   private readonly opened = new Map<string, { readonly sealed: Buffer; readonly payload: Payload }>();
   private readonly cacheTtlMs: number;
@@ -402,6 +408,7 @@ export class Sessions {
     }
     if (result.session === null) {
       this.buffered.delete(key);
+      this.owners.delete(key);
       if (result.reason === 'expired-idle' || result.reason === 'expired-absolute') {
         const payload = result.expired ? this.openPayload(ref, result.expired) : null;
         this.audit(`session.${result.reason}`, payload?.u ?? null, ref);
@@ -421,7 +428,10 @@ export class Sessions {
       if (this.buffered.size >= MAX_BUFFERED) void this.flush();
     }
     const session = this.present(ref, stored, payload);
-    if (generation === this.cacheGeneration) this.toCache(key, ref, session, result.session, result.nowMs);
+    if (generation === this.cacheGeneration) {
+      this.toCache(key, ref, session, result.session, result.nowMs);
+      this.rememberOwner(key, session.userId);
+    }
     return { session, reason: null };
   }
 
@@ -430,6 +440,28 @@ export class Sessions {
     this.cacheGeneration++;
     this.cache.delete(handle);
     this.opened.delete(handle);
+    this.owners.delete(handle);
+  }
+
+  /**
+   * The user of the session `token` names, when this instance has validated that session before
+   * and has not seen it end; else undefined. Not a validation: the session may have ended since.
+   * It lets a caller start work keyed by the user (a per-user rate-limit charge) together with
+   * the validation instead of after it. A token this instance never validated (a forged one)
+   * gets undefined.
+   */
+  ownerOf(token: unknown): string | undefined {
+    const ref = refFromToken(token);
+    return ref ? this.owners.get(handleOf(ref)) : undefined;
+  }
+
+  private rememberOwner(handle: string, userId: string): void {
+    if (this.owners.get(handle) === userId) return;
+    if (this.owners.size >= this.cacheMaxEntries) {
+      const oldest = this.owners.keys().next();
+      if (!oldest.done) this.owners.delete(oldest.value);
+    }
+    this.owners.set(handle, userId);
   }
 
   private uncacheAll(): void {
