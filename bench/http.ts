@@ -18,21 +18,21 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import autocannon from 'autocannon';
 import { createClient } from 'redis';
 
+import { countingProxy } from '../test/harness/counting-proxy.js';
 import { freePort, RedisServer } from '../test/harness/redis-server.js';
 import { createScratchDatabase, type ScratchDatabase } from './database.js';
 import { median } from './measure.js';
 
 const CONNECTIONS = 50;
-/** Chunks from one client closer together than this, with no reply between, are one round trip. */
-const ROUND_TRIP_GAP_MS = 1;
 const SESSIONS = 50;
+/** Longer than the local session cache keeps a validation (1 s). */
+const SESSION_IDLE_MS = 1200;
 const PASSWORD = 'correct horse battery staple';
 const SERVICE_MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
 
@@ -58,6 +58,8 @@ export interface RedisWorkPerRequest {
   readonly connections: number;
   /** Sessions the requests went round (each request takes the next one). */
   readonly sessions: number;
+  /** Every session had been idle for over a second (its local cache entry gone) before its request. */
+  readonly idleSessions: boolean;
   readonly requests: number;
   /** Round trips the server started with Redis (see countingProxy), per request, less its idle rate. */
   readonly roundTripsPerRequest: number;
@@ -152,52 +154,6 @@ function processCpuUs(pid: number): number {
       ?.split(' ') ?? [];
   // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
-
-/**
- * A TCP proxy to Redis that counts what its clients send. `writes` counts chunks as they arrive
- * (one write may arrive as several); `roundTrips` counts turns: a chunk starts a new round trip
- * when Redis has answered on that connection since the client's last chunk, or when that chunk
- * came more than ROUND_TRIP_GAP_MS ago (pipelined commands sent while earlier replies are
- * outstanding are round trips too, if they were sent apart).
- */
-async function countingProxy(
-  redisPort: number,
-): Promise<{ port: number; writes(): number; roundTrips(): number; close(): void }> {
-  let writes = 0;
-  let roundTrips = 0;
-  const server: Server = createServer((client) => {
-    const upstream = createConnection({ host: '127.0.0.1', port: redisPort });
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
-    let answeredSinceLastWrite = true;
-    let lastWriteMs = 0;
-    client.on('data', (chunk) => {
-      const now = performance.now();
-      writes += 1;
-      if (answeredSinceLastWrite || now - lastWriteMs > ROUND_TRIP_GAP_MS) roundTrips += 1;
-      answeredSinceLastWrite = false;
-      lastWriteMs = now;
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => {
-      answeredSinceLastWrite = true;
-      client.write(chunk);
-    });
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (!address || typeof address !== 'object') throw new Error('proxy has no port');
-  return {
-    port: address.port,
-    writes: () => writes,
-    roundTrips: () => roundTrips,
-    close: () => server.close(),
-  };
 }
 
 async function json(response: Response): Promise<unknown> {
@@ -443,17 +399,29 @@ export async function runHttpBench(options: { rounds: number; roundMs: number })
         const idlePerMs = (proxy.roundTrips() - idleBefore) / (performance.now() - idleStarted);
         // One connection with one session (its validation answered from the local cache, but for
         // once a second), one connection going round all the sessions, and 50 connections.
+        // ... and every session idle for over a second before its request (its cache entry gone):
+        // ten passes of one request per session, each after a pause.
         const runs = [
-          { connections: 1, sessions: stack.cookies.slice(0, 1), requests: 2000 },
-          { connections: 1, sessions: stack.cookies, requests: 2000 },
-          { connections: CONNECTIONS, sessions: stack.cookies, requests: 20_000 },
+          { connections: 1, sessions: stack.cookies.slice(0, 1), requests: 2000, passes: 1, idle: false },
+          { connections: 1, sessions: stack.cookies, requests: 2000, passes: 1, idle: false },
+          { connections: CONNECTIONS, sessions: stack.cookies, requests: 20_000, passes: 1, idle: false },
+          { connections: 1, sessions: stack.cookies, requests: stack.cookies.length, passes: 10, idle: true },
         ];
-        for (const { connections, sessions, requests } of runs) {
+        for (const { connections, sessions, requests, passes, idle } of runs) {
           const writesBefore = proxy.writes();
           const roundTripsBefore = proxy.roundTrips();
           const commandsBefore = await commandCounts((section) => admin.info(section));
           const started = performance.now();
-          const measured = await load(child.port, sessions, { connections, amount: requests });
+          let measured: Load = { requestsPerSecond: 0, p50Ms: 0, p99Ms: 0, requests: 0, non200: 0 };
+          for (let pass = 0; pass < passes; pass++) {
+            if (idle) await new Promise((resolve) => setTimeout(resolve, SESSION_IDLE_MS));
+            const one = await load(child.port, sessions, { connections, amount: requests });
+            measured = {
+              ...one,
+              requests: measured.requests + one.requests,
+              non200: measured.non200 + one.non200,
+            };
+          }
           const background = idlePerMs * (performance.now() - started);
           const commandsAfter = await commandCounts((section) => admin.info(section));
           // Our own INFO call is counted between the two readings.
@@ -471,6 +439,7 @@ export async function runHttpBench(options: { rounds: number; roundMs: number })
             name: stack.name,
             connections,
             sessions: sessions.length,
+            idleSessions: idle,
             requests: measured.requests,
             roundTripsPerRequest: (proxy.roundTrips() - roundTripsBefore - background) / measured.requests,
             writesPerRequest: (proxy.writes() - writesBefore) / measured.requests,
