@@ -23,20 +23,17 @@ if (files.length === 0) {
 }
 // Two cores: two test files at a time keeps real servers from starving each other.
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// The whole run may take this long; past it, it is stopped and fails (a file whose failure left
+// a handle open, a server or a socket, cannot hold CI until its own limit).
+const RUN_LIMIT_MS = 30 * 60_000;
 const result = spawnSync(
   process.execPath,
-  // A test that hangs fails after 4 minutes instead of holding CI until its limit, and a test
-  // file whose failure leaves a handle open (a server, a socket) still ends once its tests have.
-  // Leaks in passing code are tested explicitly (test/programs/locks-exit.ts runs in a child).
-  [
-    '--import',
-    'tsx',
-    '--test',
-    `--test-concurrency=${concurrency}`,
-    '--test-timeout=240000',
-    '--test-force-exit',
-    ...files,
-  ],
-  { stdio: 'inherit' },
+  // A test that hangs fails after 4 minutes. Not --test-force-exit: on Node 20 it ends a file
+  // before all of its tests have run, now and then, and reports it as passed (lua.test.ts ran
+  // 33 to 46 of its 46 tests). Leaks in passing code are tested explicitly
+  // (test/programs/locks-exit.ts runs in a child).
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=240000', ...files],
+  { stdio: 'inherit', timeout: RUN_LIMIT_MS, killSignal: 'SIGKILL' },
 );
+if (result.error) console.error(`the test run was stopped: ${result.error.message}`);
 process.exit(result.status ?? 1);
