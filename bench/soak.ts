@@ -85,7 +85,7 @@ class User {
     const type = response.headers.get('content-type') ?? '';
     const body = type.includes('json') ? ((await response.json()) as Record<string, unknown>) : {};
     if (!type.includes('json')) await response.arrayBuffer();
-    record(path, response.status, performance.now() - started);
+    record(response.status, performance.now() - started);
     return { status: response.status, body, headers: response.headers } satisfies Answer;
   }
 
@@ -102,7 +102,7 @@ class User {
 
 // What the load saw, per sampling window.
 let window = { requests: 0, latenciesMs: [] as number[], statuses: new Map<number, number>() };
-function record(_path: string, status: number, latencyMs: number): void {
+function record(status: number, latencyMs: number): void {
   window.requests += 1;
   window.latenciesMs.push(latencyMs);
   window.statuses.set(status, (window.statuses.get(status) ?? 0) + 1);
