@@ -6,7 +6,7 @@
  * Giving the other contenders the same setting keeps the comparison about the work, not the
  * client option.
  */
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 
 export function benchClient(port: number) {
   return createClient({

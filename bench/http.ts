@@ -22,19 +22,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import autocannon from 'autocannon';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 
-import { countingProxy } from '../test/harness/counting-proxy.js';
-import { freePort, RedisServer } from '../test/harness/redis-server.js';
+import { countingProxy } from '../packages/gatehouse/test/harness/counting-proxy.js';
+import { freePort, RedisServer } from '../packages/gatehouse/test/harness/redis-server.js';
 import { createScratchDatabase, type ScratchDatabase } from './database.js';
 import { median } from './measure.js';
+import { TYPESCRIPT_NODE_ARGS } from '../packages/gatehouse/test/harness/typescript.js';
 
 const CONNECTIONS = 50;
 const SESSIONS = 50;
 /** Longer than the local session cache keeps a validation (1 s). */
 const SESSION_IDLE_MS = 1200;
 const PASSWORD = 'correct horse battery staple';
-const SERVICE_MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
+const SERVICE_MAIN = new URL('../packages/server/src/cli/main.ts', import.meta.url).pathname;
 
 export const HTTP_GATEHOUSE = 'gatehouse reference service';
 export const HTTP_FASTIFY = 'bare Fastify route (ceiling)';
@@ -88,9 +89,9 @@ interface Child {
   stop(): Promise<void>;
 }
 
-/** Starts `node --import tsx <args>` and waits for its `listening <port>` line or for /health. */
+/** Starts `<args>` through tsx (from source) and waits for its `listening <port>` line or for /health. */
 async function startChild(args: string[], env: Record<string, string>, port?: number): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

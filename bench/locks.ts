@@ -10,13 +10,13 @@ import { createRequire } from 'node:module';
 
 import { Redis } from 'ioredis';
 
-import { KeyRing } from '../src/crypto/keyring.js';
-import { Locks } from '../src/locks/locks.js';
-import { RedisStore } from '../src/store/redis.js';
-import { defineScript } from '../src/store/script.js';
-import { FENCE_TTL_EXTRA_MS } from '../src/store/store.js';
-import { recordId } from '../src/util/tokens.js';
-import { RedisServer } from '../test/harness/redis-server.js';
+import { KeyRing } from '../packages/gatehouse/src/crypto/keyring.js';
+import { Locks } from '../packages/gatehouse/src/locks/locks.js';
+import { RedisStore } from '../packages/gatehouse/src/store/redis.js';
+import { defineScript } from '../packages/gatehouse/src/store/script.js';
+import { FENCE_TTL_EXTRA_MS } from '../packages/gatehouse/src/store/store.js';
+import { recordId } from '../packages/gatehouse/src/util/tokens.js';
+import { RedisServer } from '../packages/gatehouse/test/harness/redis-server.js';
 import { benchClient } from './clients.js';
 import { interleave, redisCpuMs, type ThroughputResult } from './measure.js';
 

@@ -8,13 +8,13 @@
 import { randomUUID } from 'node:crypto';
 
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 
-import { KeyRing } from '../src/crypto/keyring.js';
-import { RateLimits } from '../src/rate-limit/rate-limits.js';
-import { RedisStore } from '../src/store/redis.js';
-import { defineScript } from '../src/store/script.js';
-import { RedisServer } from '../test/harness/redis-server.js';
+import { KeyRing } from '../packages/gatehouse/src/crypto/keyring.js';
+import { RateLimits } from '../packages/gatehouse/src/rate-limit/rate-limits.js';
+import { RedisStore } from '../packages/gatehouse/src/store/redis.js';
+import { defineScript } from '../packages/gatehouse/src/store/script.js';
+import { RedisServer } from '../packages/gatehouse/test/harness/redis-server.js';
 import { benchClient } from './clients.js';
 import { interleave, redisCpuMs, type ThroughputResult } from './measure.js';
 

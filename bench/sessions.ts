@@ -13,14 +13,14 @@
 import { randomUUID } from 'node:crypto';
 
 import { RedisStore as ConnectRedisStore } from 'connect-redis';
-import { createClient, RESP_TYPES } from 'redis';
+import { createClient, RESP_TYPES } from '@redis/client';
 
-import { KeyRing } from '../src/crypto/keyring.js';
-import { refFromToken, Sessions } from '../src/sessions/sessions.js';
-import { RedisStore } from '../src/store/redis.js';
-import { defineScript } from '../src/store/script.js';
-import { sessionKeys } from '../src/store/session-keys.js';
-import { RedisServer } from '../test/harness/redis-server.js';
+import { KeyRing } from '../packages/gatehouse/src/crypto/keyring.js';
+import { refFromToken, Sessions } from '../packages/gatehouse/src/sessions/sessions.js';
+import { RedisStore } from '../packages/gatehouse/src/store/redis.js';
+import { defineScript } from '../packages/gatehouse/src/store/script.js';
+import { sessionKeys } from '../packages/gatehouse/src/store/session-keys.js';
+import { RedisServer } from '../packages/gatehouse/test/harness/redis-server.js';
 import { benchClient } from './clients.js';
 import { interleave, type ThroughputResult } from './measure.js';
 

@@ -20,12 +20,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 
-import { freePort, RedisServer } from '../test/harness/redis-server.js';
+import { freePort, RedisServer } from '../packages/gatehouse/test/harness/redis-server.js';
 import { createScratchDatabase } from './database.js';
 import { median } from './measure.js';
 import { SOAK_BEGIN, SOAK_END } from './soak-markers.js';
+import { TYPESCRIPT_NODE_ARGS } from '../packages/gatehouse/test/harness/typescript.js';
 
 const { values } = parseArgs({
   options: {
@@ -174,7 +175,7 @@ const port = await freePort();
 const base = `http://127.0.0.1:${String(port)}`;
 const service = spawn(
   process.execPath,
-  ['--import', 'tsx', new URL('../src/cli/main.ts', import.meta.url).pathname, 'serve'],
+  [...TYPESCRIPT_NODE_ARGS, new URL('../packages/server/src/cli/main.ts', import.meta.url).pathname, 'serve'],
   { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] },
 );
 const exited = new Promise<number>((resolve) => {

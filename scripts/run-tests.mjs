@@ -1,9 +1,19 @@
-// Runs every test/**/*.test.ts file with Node's own test runner (TypeScript through tsx).
-// Usage: npm test [-- <substring> ...]  runs only the files whose path contains a substring.
-// The runner's own summary closes the output; its exit code is ours.
+// Runs the tests of every package (packages/*/test/**/*.test.ts) with Node's own test runner,
+// TypeScript through tsx, `gatehouse` resolved to the library's source (the gatehouse-source
+// condition). The runner's own summary closes the output; its exit code is ours.
+//
+// Usage: npm test [-- [--package <name>] [<substring> ...]]
+//   --package gatehouse   only the library's tests (packages/gatehouse/test); --package server
+//   <substring>           only the files whose path contains one of the substrings
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = new URL('..', import.meta.url).pathname;
+const PACKAGES = readdirSync(join(root, 'packages')).filter((name) =>
+  existsSync(join(root, 'packages', name, 'test')),
+);
 
 function findTests(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -13,8 +23,20 @@ function findTests(dir) {
   });
 }
 
-const filters = process.argv.slice(2);
-const files = findTests('test')
+const { values, positionals: filters } = parseArgs({
+  allowPositionals: true,
+  options: { package: { type: 'string', multiple: true } },
+});
+const packages = values.package ?? PACKAGES;
+for (const name of packages) {
+  if (!PACKAGES.includes(name)) {
+    console.error(`no package "${name}" with tests; there are: ${PACKAGES.join(', ')}`);
+    process.exit(1);
+  }
+}
+const files = packages
+  .flatMap((name) => findTests(join(root, 'packages', name, 'test')))
+  .map((file) => relative(root, file))
   .filter((file) => filters.length === 0 || filters.some((filter) => file.includes(filter)))
   .sort();
 if (files.length === 0) {
@@ -29,11 +51,20 @@ const RUN_LIMIT_MS = 30 * 60_000;
 const result = spawnSync(
   process.execPath,
   // A test that hangs fails after 4 minutes. Not --test-force-exit: on Node 20 it ends a file
-  // before all of its tests have run, now and then, and reports it as passed (lua.test.ts ran
-  // 33 to 46 of its 46 tests). Leaks in passing code are tested explicitly
-  // (test/programs/locks-exit.ts runs in a child).
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=240000', ...files],
-  { stdio: 'inherit', timeout: RUN_LIMIT_MS, killSignal: 'SIGKILL' },
+  // before all of its tests have run, now and then, and reports it as passed. Leaks in passing
+  // code are tested explicitly (packages/gatehouse/test/programs/locks-exit.ts runs in a child).
+  [
+    '--conditions=gatehouse-source',
+    '--import',
+    'tsx',
+    '--test',
+    // One summary format on every Node version (22 and later default to spec on a pipe).
+    '--test-reporter=tap',
+    `--test-concurrency=${concurrency}`,
+    '--test-timeout=240000',
+    ...files,
+  ],
+  { cwd: root, stdio: 'inherit', timeout: RUN_LIMIT_MS, killSignal: 'SIGKILL' },
 );
 if (result.error) console.error(`the test run was stopped: ${result.error.message}`);
 process.exit(result.status ?? 1);

@@ -13,7 +13,7 @@ import express from 'express';
 import { rateLimit } from 'express-rate-limit';
 import session, { type Session, type SessionData } from 'express-session';
 import { RedisStore as RateLimitStore } from 'rate-limit-redis';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 
 declare module 'express-session' {
   interface SessionData {

@@ -9,8 +9,8 @@
  */
 import Fastify from 'fastify';
 
-import { gatehouseFastify } from '../../src/adapters/fastify.js';
-import { createGatehouse } from '../../src/gatehouse.js';
+import { gatehouseFastify } from '../../packages/gatehouse/src/adapters/fastify.js';
+import { createGatehouse } from '../../packages/gatehouse/src/gatehouse.js';
 
 const gh = await createGatehouse({
   redis: `redis://127.0.0.1:${process.env.REDIS_PORT ?? '6379'}`,
