@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -22,9 +22,10 @@ const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
 function run(
   args: string[],
   env: Record<string, string> = {},
+  nodeArgs: readonly string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, MAIN, ...args], {
+    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, ...nodeArgs, MAIN, ...args], {
       env: { PATH: process.env.PATH ?? '', ...env },
     });
     let stdout = '';
@@ -168,6 +169,32 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
       assert.equal(await service.exited, 0);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('doctor and acl-rule need only Redis: they load the Redis client and nothing of the service', async () => {
+    const recorder = new URL('programs/record-modules.mjs', import.meta.url).pathname;
+    const dir = mkdtempSync(join(tmpdir(), 'gh-cli-modules-'));
+    try {
+      for (const args of [
+        ['doctor', '--redis-url', `redis://127.0.0.1:${String(redis.server.port)}`, '--json'],
+        ['acl-rule'],
+      ]) {
+        const log = join(dir, `${args[0] ?? ''}.log`);
+        // No DATABASE_URL, no SECRET_KEYS, no DATA_DIR: nothing but a Redis address.
+        const { code, stderr } = await run(args, { MODULE_LOG: log }, ['--import', recorder]);
+        assert.ok(code === 0 || code === 1, `${args.join(' ')} ran (exit ${String(code)}): ${stderr}`);
+        const loaded = readFileSync(log, 'utf8').split('\n');
+        if (args[0] === 'doctor') assert.ok(loaded.some((url) => url.includes('/@redis/client/')));
+        const service = loaded.filter((url) =>
+          /\/node_modules\/(fastify|@fastify|@electric-sql|@node-rs|pdf-lib|jose|pg|prom-client|pino)\/|\/server\/src\/service\//.test(
+            url,
+          ),
+        );
+        assert.deepEqual(service, [], `${args.join(' ')} loads none of the service`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
