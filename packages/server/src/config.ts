@@ -1,6 +1,6 @@
 /**
- * The service's configuration: every environment variable of shared/API.md (plus a few
- * documented extras) read once into a typed, frozen object. Every problem is collected and
+ * The server's configuration: every environment variable of packages/server/README.md read once
+ * into a typed, frozen object: the only place gatehouse reads the environment. Every problem is collected and
  * reported together in one `ConfigError` naming the variable, the value (redacted for secrets)
  * and what was expected, so nothing starts half-configured.
  *
@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 
 import {
   ConfigError,
+  decodeSecretKey,
   DURATION_EXPECTED,
   isValidKeyPrefix,
   KEY_PREFIX_EXPECTED,
@@ -19,7 +20,6 @@ import {
   parseRateLimitPolicy,
   parseRedisUrl,
   RATE_LIMIT_POLICY_EXPECTED,
-  decodeSecretKey,
   SECRET_KEY_MIN_BYTES,
   type ConfigProblem,
   type HostPort,
