@@ -10,10 +10,10 @@ import { createConsoleLogger } from '../src/util/logger.js';
 it('writes pino-shaped JSON lines on stderr at its level and above', () => {
   const lines: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string) => {
-    lines.push(chunk);
+  process.stderr.write = (chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
     return true;
-  }) as typeof process.stderr.write;
+  };
   try {
     const logger = createConsoleLogger('warn');
     logger.debug({}, 'not written');
@@ -24,11 +24,14 @@ it('writes pino-shaped JSON lines on stderr at its level and above', () => {
     process.stderr.write = write;
   }
   assert.equal(lines.length, 2);
-  const [warn, error] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-  assert.deepEqual(Object.keys(warn ?? {}).sort(), ['handle', 'hostname', 'level', 'msg', 'pid', 'time']);
-  assert.equal(warn?.level, 40);
-  assert.equal(warn?.msg, 'Redis is not answering');
-  assert.equal(warn?.pid, process.pid);
-  assert.equal(typeof warn?.time, 'number');
-  assert.equal(error?.level, 50);
+  const [warn, error] = lines.map((line) => JSON.parse(line) as Record<string, unknown>) as [
+    Record<string, unknown>,
+    Record<string, unknown>,
+  ];
+  assert.deepEqual(Object.keys(warn).sort(), ['handle', 'hostname', 'level', 'msg', 'pid', 'time']);
+  assert.equal(warn.level, 40);
+  assert.equal(warn.msg, 'Redis is not answering');
+  assert.equal(warn.pid, process.pid);
+  assert.equal(typeof warn.time, 'number');
+  assert.equal(error.level, 50);
 });

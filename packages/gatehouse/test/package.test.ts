@@ -145,7 +145,7 @@ describe('the packed library, installed into an empty project', { timeout: 240_0
     const bytes = bytesOnDisk(modules);
     // The figures the README quotes; printed so a run shows them.
     console.log(
-      `installed: ${packages.join(', ')} (${String(packages.length)} packages, ${(bytes / 1e6).toFixed(1)} MB)`,
+      `installed: ${packages.join(', ')} (${String(packages.length)} packages, ${(bytes / 1e6).toFixed(1)} MB on disk)`,
     );
     assert.ok(packages.length <= MAX_PACKAGES, packages.join(', '));
     assert.ok(bytes <= MAX_BYTES, `${String(bytes)} bytes`);

@@ -93,6 +93,12 @@ describe('route definitions', () => {
         /lock ttl must be/,
       ],
       ['a nonce without a purpose function', 'POST', { nonce: { purpose: 'form' } }, /nonce needs purpose/],
+      [
+        'a nonce whose source is not a function',
+        'POST',
+        { nonce: { purpose: () => 'form', from: 'body' } },
+        /\(from\) must be a function/,
+      ],
     ];
     let route = 0;
     for (const [what, method, requirements, pattern] of refused) {
@@ -195,6 +201,10 @@ describe('route definitions', () => {
         definitionError(/^lock\(\): lock ttl must be/),
       );
       assert.throws(() => web.lock('pdf' as never), definitionError(/lock resource must be a function/));
+      assert.throws(
+        () => web.nonce(() => 'form', 'nonce' as never),
+        definitionError(/\(from\) must be a function/),
+      );
       assert.throws(
         () => web.nonce('form' as never),
         definitionError(/^nonce\(\): the nonce purpose must be a function/),

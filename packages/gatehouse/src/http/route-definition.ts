@@ -93,6 +93,9 @@ export function checkRouteDefinition(
 export function checkNonce(purpose: unknown, from: unknown, where: string, context: DefinitionContext): void {
   if (typeof purpose !== 'function')
     throw new RouteDefinitionError(where, 'the nonce purpose must be a function');
+  if (from !== undefined && typeof from !== 'function') {
+    throw new RouteDefinitionError(where, 'where the nonce is (from) must be a function');
+  }
   if (!context.nonces)
     throw new RouteDefinitionError(where, 'nonces need a Nonces instance in the gatehouse options');
 }
