@@ -1,7 +1,7 @@
 /**
  * Lock benchmarks in one run, one process, one redis-server started here: acquire + release
  * pairs for gatehouse (`tryAcquire` then `release`), raw node-redis sending the very same two
- * EVALSHAs (acquireLocks.lua, releaseLocks.lua, one lock each) with nothing of
+ * EVALSHAs (acquireLock.lua, releaseLock.lua, one lock each) with nothing of
  * gatehouse around them, and redlock (v5, on ioredis, one Redis, no retries). Two more rows
  * measure the drivers themselves: two GETs in a row on node-redis and on ioredis.
  */
@@ -12,8 +12,8 @@ import { Redis } from 'ioredis';
 
 import { KeyRing } from '../packages/gatehouse/src/crypto/keyring.js';
 import { Locks } from '../packages/gatehouse/src/locks/locks.js';
-import { RedisStore } from '../packages/gatehouse/src/store/redis.js';
-import { defineScript } from '../packages/gatehouse/src/store/script.js';
+import { RedisStore } from '../packages/gatehouse/src/store/redis/store.js';
+import * as lua from '../packages/gatehouse/src/store/redis/scripts.generated.js';
 import { FENCE_TTL_EXTRA_MS } from '../packages/gatehouse/src/store/store.js';
 import { recordId } from '../packages/gatehouse/src/util/tokens.js';
 import { RedisServer } from '../packages/gatehouse/test/harness/redis-server.js';
@@ -49,8 +49,8 @@ export async function runLockBench(options: {
     // 1,000 resources round-robin: with 64 in flight a resource is free again long before reuse.
     const resources = Array.from({ length: 1000 }, (_, i) => `pdf:response-${String(i)}`);
 
-    const acquire = defineScript('acquireLocks', 'variadic');
-    const release = defineScript('releaseLocks', 'variadic');
+    const acquire = lua.acquireLock;
+    const release = lua.releaseLock;
     const rawCalls = resources.map((resource) => {
       const id = keyRing.identifier('lock resource', resource, 22);
       const owner = recordId(randomBytes(16).toString('base64url'));

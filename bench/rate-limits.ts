@@ -12,8 +12,8 @@ import { createClient } from '@redis/client';
 
 import { KeyRing } from '../packages/gatehouse/src/crypto/keyring.js';
 import { RateLimits } from '../packages/gatehouse/src/rate-limit/rate-limits.js';
-import { RedisStore } from '../packages/gatehouse/src/store/redis.js';
-import { defineScript } from '../packages/gatehouse/src/store/script.js';
+import { RedisStore } from '../packages/gatehouse/src/store/redis/store.js';
+import * as lua from '../packages/gatehouse/src/store/redis/scripts.generated.js';
 import { RedisServer } from '../packages/gatehouse/test/harness/redis-server.js';
 import { benchClient } from './clients.js';
 import { interleave, redisCpuMs, type ThroughputResult } from './measure.js';
@@ -43,7 +43,7 @@ export async function runRateLimitBench(options: {
     const limits = new RateLimits(store, keyRing, { policies: { api: '100000000/1m' } });
     const subjects = Array.from({ length: 1000 }, () => randomUUID());
 
-    const script = defineScript('checkRateLimits', 'variadic');
+    const script = lua.checkRateLimits;
     const intervalMs = Math.ceil(60_000 / 100_000_000);
     const toleranceMs = (100_000_000 - 1) * intervalMs;
     const rawCalls = subjects.map((subject) => ({

@@ -358,7 +358,7 @@ const lines = [
   `| driver: ioredis GET + GET ÷ node-redis GET + GET | ${driverRatio.toFixed(2)} |  |`,
   '',
   'An acquire and a release on one of 1,000 resources (round-robin, so never contended), TTL 30 s.',
-  'Raw is node-redis sending the very same two EVALSHAs (acquireLocks.lua and releaseLocks.lua, one',
+  'Raw is node-redis sending the very same two EVALSHAs (acquireLock.lua and releaseLock.lua, one',
   'lock each) with no token generation, hashing or result objects. gatehouse batches the lock calls',
   'made in the same turn of the event loop into one call of those scripts per hash slot. redlock 5',
   'runs on ioredis (the only client it supports), on one Redis, without retries: two script calls',

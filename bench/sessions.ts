@@ -17,8 +17,8 @@ import { createClient, RESP_TYPES } from '@redis/client';
 
 import { KeyRing } from '../packages/gatehouse/src/crypto/keyring.js';
 import { refFromToken, Sessions } from '../packages/gatehouse/src/sessions/sessions.js';
-import { RedisStore } from '../packages/gatehouse/src/store/redis.js';
-import { defineScript } from '../packages/gatehouse/src/store/script.js';
+import { RedisStore } from '../packages/gatehouse/src/store/redis/store.js';
+import * as lua from '../packages/gatehouse/src/store/redis/scripts.generated.js';
 import { sessionKeys } from '../packages/gatehouse/src/store/session-keys.js';
 import { RedisServer } from '../packages/gatehouse/test/harness/redis-server.js';
 import { benchClient } from './clients.js';
@@ -71,7 +71,7 @@ export async function runSessionBench(options: {
     }
 
     // Raw: the very same EVALSHA, keys and arguments, precomputed; binary replies as gatehouse reads them.
-    const script = defineScript('validateSession', 4);
+    const script = lua.validateSession;
     const rawBinary = raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
     const rawCalls = tokens.map((token) => {
       const ref = refFromToken(token);

@@ -1,6 +1,6 @@
-// Builds each package's dist/ (TypeScript through tsc; the library's Lua scripts copied to
-// dist/lua, where packages/gatehouse/src/store/script.ts finds them), and only when its inputs
-// changed: a start with nothing changed runs no compiler.
+// Builds each package's dist/ (TypeScript through tsc; the library's Lua scripts are generated
+// into packages/gatehouse/src/store/redis/scripts.generated.ts first, by scripts/generate-lua.mjs),
+// and only when its inputs changed: a start with nothing changed runs no compiler.
 //
 // Usage: node scripts/build.mjs [gatehouse | server ...]   (default: both, the library first:
 // the server compiles against the library's declarations)
@@ -13,18 +13,11 @@
 //   interrupted build never leaves a half-written dist/ that looks fresh.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  cpSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
+
+import { writeGeneratedScripts } from './generate-lua.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const require = createRequire(import.meta.url);
@@ -34,8 +27,8 @@ const TYPESCRIPT_VERSION = JSON.parse(
 ).version;
 
 const PACKAGES = {
-  gatehouse: { dir: 'packages/gatehouse', copies: [['src/lua', 'lua']], needs: [] },
-  server: { dir: 'packages/server', copies: [], needs: ['gatehouse'] },
+  gatehouse: { dir: 'packages/gatehouse', needs: [] },
+  server: { dir: 'packages/server', needs: ['gatehouse'] },
 };
 const SHARED_INPUTS = ['tsconfig.base.json'];
 const PACKAGE_INPUTS = ['src', 'tsconfig.build.json', 'package.json'];
@@ -120,7 +113,7 @@ function lock(dir) {
 }
 
 function build(name) {
-  const { dir, copies } = PACKAGES[name];
+  const { dir } = PACKAGES[name];
   const wanted = fingerprint(name);
   if (builtFingerprint(dir) === wanted) return;
   const unlock = lock(dir);
@@ -135,7 +128,6 @@ function build(name) {
       cwd: join(root, dir),
       stdio: 'inherit',
     });
-    for (const [from, to] of copies) cpSync(join(root, dir, from), join(next, to), { recursive: true });
     writeFileSync(join(next, STAMP), `${wanted}\n`);
     rmSync(old, { recursive: true, force: true });
     try {
@@ -150,6 +142,8 @@ function build(name) {
     unlock();
   }
 }
+
+writeGeneratedScripts();
 
 const requested = process.argv.slice(2);
 for (const name of requested) {

@@ -10,6 +10,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { writeGeneratedScripts } from './generate-lua.mjs';
+
 const root = new URL('..', import.meta.url).pathname;
 const PACKAGES = readdirSync(join(root, 'packages')).filter((name) =>
   existsSync(join(root, 'packages', name, 'test')),
@@ -43,6 +45,9 @@ if (files.length === 0) {
   console.error(`no test file matches ${filters.join(', ')}`);
   process.exit(1);
 }
+// The tests run the .lua files as they are.
+writeGeneratedScripts();
+
 // Two cores: two test files at a time keeps real servers from starving each other.
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 // The whole run may take this long; past it, it is stopped and fails (a file whose failure left

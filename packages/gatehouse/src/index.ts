@@ -92,7 +92,7 @@ export {
 export { aclRule } from './store/acl.js';
 export { createStore, type CreateStoreOptions } from './store/index.js';
 export { isValidKeyPrefix, KEY_PREFIX_EXPECTED, KeySpace } from './store/keys.js';
-export { MemoryStore, type MemoryStoreOptions } from './store/memory.js';
+export { MemoryStore, type MemoryStoreOptions } from './store/memory/store.js';
 export {
   parseRedisUrl,
   type ClusterOptions,
@@ -102,7 +102,8 @@ export {
   type SentinelOptions,
   type StandaloneOptions,
 } from './store/options.js';
-export { MAX_REDIS_TIMEOUT_MS, RedisStore, type RedisStoreOptions } from './store/redis.js';
+export { MAX_REDIS_TIMEOUT_MS } from './store/redis/connection.js';
+export { RedisStore, type RedisStoreOptions } from './store/redis/store.js';
 export type {
   ProbeResult,
   ServerInfo,

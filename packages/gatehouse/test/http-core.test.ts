@@ -10,7 +10,7 @@ import { StoreUnavailableError } from '../src/errors.js';
 import { HttpGuard, type HttpRequestView } from '../src/http/guard.js';
 import { RateLimits } from '../src/rate-limit/rate-limits.js';
 import { Sessions } from '../src/sessions/sessions.js';
-import { MemoryStore } from '../src/store/memory.js';
+import { MemoryStore } from '../src/store/memory/store.js';
 import { clientIp } from '../src/http/client-ip.js';
 import { clearedSessionCookie, readCookie, sessionCookie } from '../src/http/cookies.js';
 import { refusalForError } from '../src/http/envelope.js';

@@ -17,7 +17,7 @@ import type { SessionFixture } from './sessions-suite.js';
 function withFailingRenewals(store: Store): Store {
   return new Proxy(store, {
     get(target, property, receiver) {
-      if (property === 'lockExtend' || property === 'semaphoreExtend') {
+      if (property === 'extendLock' || property === 'extendSemaphore') {
         return () => Promise.reject(new StoreUnavailableError('cut off from Redis'));
       }
       const value: unknown = Reflect.get(target, property, receiver);
@@ -42,7 +42,7 @@ function withSlowAcquires(store: Store, delayMs: number): Store {
       const value: unknown = Reflect.get(target, property, receiver);
       if (typeof value !== 'function') return value;
       const method = (value as (...a: unknown[]) => unknown).bind(target);
-      if (property !== 'lockAcquire') return method;
+      if (property !== 'acquireLock') return method;
       return async (...args: unknown[]) => {
         await sleep(delayMs);
         return method(...args);

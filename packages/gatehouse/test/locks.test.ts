@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { KeyRing } from '../src/crypto/keyring.js';
 import { LockLostError } from '../src/errors.js';
 import { Locks } from '../src/locks/locks.js';
-import { RedisStore } from '../src/store/redis.js';
+import { RedisStore } from '../src/store/redis/store.js';
 import { startStandalone, uniquePrefix, type Standalone } from './harness/topologies.js';
 import { TYPESCRIPT_NODE_ARGS } from './harness/typescript.js';
 

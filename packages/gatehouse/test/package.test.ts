@@ -128,7 +128,8 @@ describe('the packed library, installed into an empty project', { timeout: 240_0
       'package/dist/index.d.ts',
       'package/dist/adapters/fastify.js',
       'package/dist/adapters/express.js',
-      'package/dist/lua/validateSession.lua',
+      // The Lua scripts, with their shared pieces included at build time.
+      'package/dist/store/redis/scripts.generated.js',
     ]) {
       assert.ok(files.includes(expected), `${expected} is in the tarball`);
     }

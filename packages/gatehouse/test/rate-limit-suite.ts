@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { KeyRing } from '../src/crypto/keyring.js';
 import { RateLimits } from '../src/rate-limit/rate-limits.js';
-import { MemoryStore } from '../src/store/memory.js';
+import { MemoryStore } from '../src/store/memory/store.js';
 import type { Store } from '../src/store/store.js';
 import type { SessionFixture } from './sessions-suite.js';
 
@@ -102,14 +102,14 @@ export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture
       const limits = new RateLimits(store, keyRing, { policies: { api: '100/1m' } });
       const [good, bad] = await Promise.allSettled([
         limits.check({ api: subject('good') }),
-        store.rateLimitCheck([{ id: 'api:x', intervalMs: 0, toleranceMs: 0 }]),
-        store.rateLimitCheck([]),
+        store.checkRateLimits([{ id: 'api:x', intervalMs: 0, toleranceMs: 0 }]),
+        store.checkRateLimits([]),
       ]);
       assert.equal(good.status === 'fulfilled' && good.value.allowed, true);
       assert.equal(bad.status, 'rejected');
-      await assert.rejects(store.rateLimitCheck([]), TypeError);
+      await assert.rejects(store.checkRateLimits([]), TypeError);
       await assert.rejects(
-        store.rateLimitCheck([{ id: 'api:x', intervalMs: 1.5, toleranceMs: 0 }]),
+        store.checkRateLimits([{ id: 'api:x', intervalMs: 1.5, toleranceMs: 0 }]),
         RangeError,
       );
     });
@@ -175,7 +175,7 @@ export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture
           const value: unknown = Reflect.get(target, property, receiver);
           if (typeof value !== 'function') return value;
           return (...args: unknown[]): unknown => {
-            if (property === 'rateLimitCheck') storeCalls++;
+            if (property === 'checkRateLimits') storeCalls++;
             return (value as (...a: unknown[]) => unknown).apply(target, args);
           };
         },

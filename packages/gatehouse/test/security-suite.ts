@@ -15,7 +15,7 @@ import { Idempotency } from '../src/idempotency/idempotency.js';
 import { Nonces } from '../src/nonces/nonces.js';
 import { Revocations } from '../src/revocation/revocation.js';
 import { Sessions } from '../src/sessions/sessions.js';
-import { MemoryStore } from '../src/store/memory.js';
+import { MemoryStore } from '../src/store/memory/store.js';
 import type { Store } from '../src/store/store.js';
 import type { SessionFixture } from './sessions-suite.js';
 

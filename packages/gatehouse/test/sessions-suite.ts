@@ -382,15 +382,15 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
         maxPerUser: 5,
         reasonTtlMs: 43_200_000,
       };
-      const [stored] = await fixture.store.sessionList(uid, limits);
+      const [stored] = await fixture.store.listSessions(uid, limits);
       assert.ok(stored);
-      await fixture.store.sessionDiscard(uid, [ref.tokenHash]);
+      await fixture.store.discardSessions(uid, [ref.tokenHash]);
       assert.deepEqual(await gh.validateWithReason(token), { session: null, reason: null }, 'lost');
-      assert.equal(await fixture.store.sessionRestore(ref, stored, limits), true);
+      assert.equal(await fixture.store.restoreSession(ref, stored, limits), true);
       assert.equal((await gh.validate(token))?.handle, session.handle, 'back');
-      assert.equal(await fixture.store.sessionRestore(ref, stored, limits), true, 'already there');
+      assert.equal(await fixture.store.restoreSession(ref, stored, limits), true, 'already there');
       assert.ok(await gh.revoke(session.handle));
-      assert.equal(await fixture.store.sessionRestore(ref, stored, limits), false, 'ended: never restored');
+      assert.equal(await fixture.store.restoreSession(ref, stored, limits), false, 'ended: never restored');
       assert.deepEqual(await gh.validateWithReason(token), { session: null, reason: 'revoked' });
     });
 
@@ -416,7 +416,7 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       assert.ok(await b.validate(token));
       // Ended behind the instance's back (no event): the cache may answer, but only until its TTL.
       const ref = { uid: b.userPseudonym(input.userId), tokenHash: session.handle.slice(16) };
-      await fixture.store.sessionRevoke(ref, 'revoked', 60_000);
+      await fixture.store.revokeSession(ref, 'revoked', 60_000);
       assert.ok(await b.validate(token), 'served from the cache');
       await sleep(350);
       assert.deepEqual(await b.validateWithReason(token), { session: null, reason: 'revoked' });

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { KeyRing } from '../src/crypto/keyring.js';
 import { StoreUnavailableError } from '../src/errors.js';
 import { Sessions } from '../src/sessions/sessions.js';
-import { MemoryStore } from '../src/store/memory.js';
+import { MemoryStore } from '../src/store/memory/store.js';
 
 const MINUTE = 60_000;
 

@@ -16,7 +16,7 @@ import { StoreUnavailableError } from '../src/errors.js';
 import { Nonces } from '../src/nonces/nonces.js';
 import { SqlSessionRepository, type SqlQueryable } from '../src/sessions/repository.js';
 import { Sessions } from '../src/sessions/sessions.js';
-import { RedisStore } from '../src/store/redis.js';
+import { RedisStore } from '../src/store/redis/store.js';
 import { dumpKeys, startStandalone, uniquePrefix, waitFor, type Standalone } from './harness/topologies.js';
 
 interface Database {

@@ -17,7 +17,7 @@ import { memorySessionFixture, redisSessionFixture } from './harness/fixtures.js
 import { KeyRing } from '../src/crypto/keyring.js';
 import { Locks } from '../src/locks/locks.js';
 import { RateLimits } from '../src/rate-limit/rate-limits.js';
-import { RedisStore } from '../src/store/redis.js';
+import { RedisStore } from '../src/store/redis/store.js';
 import { lockSuite } from './lock-suite.js';
 import { rateLimitSuite } from './rate-limit-suite.js';
 import { securitySuite } from './security-suite.js';

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { StorePermissionError } from '../src/errors.js';
 import { aclRule } from '../src/store/acl.js';
-import { RedisStore } from '../src/store/redis.js';
+import { RedisStore } from '../src/store/redis/store.js';
 import {
   ACL_APP,
   startAclServer,

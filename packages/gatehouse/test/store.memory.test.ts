@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { StoreUnavailableError } from '../src/errors.js';
-import { MemoryStore } from '../src/store/memory.js';
+import { MemoryStore } from '../src/store/memory/store.js';
 import { storeSuite } from './store-suite.js';
 import { uniquePrefix } from './harness/topologies.js';
 

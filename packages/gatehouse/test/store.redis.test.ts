@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { StoreUnavailableError } from '../src/errors.js';
-import { reconnectDelayMs, RedisStore, toStoreError } from '../src/store/redis.js';
-import { defineScript } from '../src/store/script.js';
+import { reconnectDelayMs } from '../src/store/redis/drivers.js';
+import { toStoreError } from '../src/store/redis/errors.js';
+import * as lua from '../src/store/redis/scripts.generated.js';
+import { RedisStore } from '../src/store/redis/store.js';
 import { RedisServer } from './harness/redis-server.js';
 import {
   redisInspector,
@@ -167,7 +169,7 @@ describe('redis standalone failures', () => {
     await store.probeReadWrite('flush', 'one', 10_000);
     const admin = await redis.admin();
     try {
-      const probe = defineScript('probeReadWrite', 1);
+      const probe = lua.probeReadWrite;
       assert.deepEqual(await admin.scriptExists([probe.sha1]), [1]);
       await admin.scriptFlush();
       assert.deepEqual(await admin.scriptExists([probe.sha1]), [0]);

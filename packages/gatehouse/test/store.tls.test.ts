@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { StoreUnavailableError } from '../src/errors.js';
-import { RedisStore } from '../src/store/redis.js';
+import { RedisStore } from '../src/store/redis/store.js';
 import { startTlsServer, uniquePrefix, type AdminClient, type TlsStandalone } from './harness/topologies.js';
 import { redisStoreFixture } from './harness/fixtures.js';
 import { storeSuite } from './store-suite.js';

@@ -21,7 +21,7 @@
  */
 import type { KeyRing } from '../crypto/keyring.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { MarkerStore } from '../store/marker-store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { decodeFixed, randomToken, readUint48, recordId, writeUint48 } from '../util/tokens.js';
 
@@ -106,7 +106,7 @@ export class Csrf {
   private readonly ownScheme: string;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: MarkerStore,
     private readonly keyRing: KeyRing,
     private readonly options: CsrfOptions,
   ) {

@@ -12,7 +12,7 @@ import type { Lock, Locks } from '../locks/locks.js';
 import type { Nonces } from '../nonces/nonces.js';
 import type { RateLimitDecision, RateLimits } from '../rate-limit/rate-limits.js';
 import type { Session, Sessions, SessionValidationResult } from '../sessions/sessions.js';
-import type { SessionEndReason } from '../store/store.js';
+import type { SessionEndReason } from '../store/session-store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { clientIp } from './client-ip.js';
 import { clearedSessionCookie, readCookie, sessionCookie, sessionCookieName } from './cookies.js';

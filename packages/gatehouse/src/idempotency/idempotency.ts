@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 
 import type { KeyRing } from '../crypto/keyring.js';
-import type { Store } from '../store/store.js';
+import type { IdempotencyStore } from '../store/idempotency-store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { requireText } from '../util/validate.js';
 
@@ -56,7 +56,7 @@ export class Idempotency {
   private readonly inFlightTtlMs: number;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: IdempotencyStore,
     private readonly keyRing: KeyRing,
     options: IdempotencyOptions = {},
   ) {
@@ -75,7 +75,7 @@ export class Idempotency {
    */
   async begin(scope: string, key: string, body: string | Buffer): Promise<IdempotencyOutcome> {
     const { id, bodyMac } = this.ids(scope, key, body);
-    const outcome = await this.store.idempotencyBegin(id, bodyMac, this.inFlightTtlMs);
+    const outcome = await this.store.beginIdempotent(id, bodyMac, this.inFlightTtlMs);
     if (outcome.state !== 'replay') return outcome;
     const plaintext = this.keyRing.open(outcome.response, id);
     // A response sealed under a key since dropped from the ring cannot be replayed: treat the
@@ -112,7 +112,7 @@ export class Idempotency {
       ),
       id,
     );
-    return this.store.idempotencyComplete(id, bodyMac, sealed, this.ttlMs);
+    return this.store.completeIdempotent(id, bodyMac, sealed, this.ttlMs);
   }
 
   /**
@@ -122,7 +122,7 @@ export class Idempotency {
    */
   async abandon(scope: string, key: string, body: string | Buffer): Promise<boolean> {
     const { id, bodyMac } = this.ids(scope, key, body);
-    return this.store.idempotencyAbandon(id, bodyMac);
+    return this.store.abandonIdempotent(id, bodyMac);
   }
 
   private ids(scope: string, key: string, body: string | Buffer): { id: string; bodyMac: string } {

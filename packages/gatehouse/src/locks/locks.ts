@@ -20,7 +20,7 @@
  */
 import type { KeyRing } from '../crypto/keyring.js';
 import { LockHeldError, LockLostError, StoreUnavailableError, type LockLossReason } from '../errors.js';
-import type { LockAcquireResult, Store } from '../store/store.js';
+import type { LockAcquireResult, LockStore } from '../store/lock-store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { decodeFixed, randomToken, recordId } from '../util/tokens.js';
@@ -170,7 +170,7 @@ export class Locks {
   private abandoned = 0;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: LockStore,
     private readonly keyRing: KeyRing,
     private readonly options: LocksOptions = {},
   ) {
@@ -201,8 +201,8 @@ export class Locks {
     try {
       result =
         limit === 1
-          ? await this.store.lockAcquire(resourceId, ownerId, ttlMs, options.holder ?? '')
-          : await this.store.semaphoreAcquire(resourceId, ownerId, limit, ttlMs);
+          ? await this.store.acquireLock(resourceId, ownerId, ttlMs, options.holder ?? '')
+          : await this.store.acquireSemaphore(resourceId, ownerId, limit, ttlMs);
     } catch (error) {
       if (error instanceof StoreUnavailableError) this.giveBack(resourceId, ownerId, limit, ttlMs);
       throw error;
@@ -287,12 +287,12 @@ export class Locks {
   ): Promise<LockExtension> {
     const sentAtMs = Date.now();
     if (limit === 1) {
-      const result = await this.store.lockExtend(resourceId, ownerId, ttlMs);
+      const result = await this.store.extendLock(resourceId, ownerId, ttlMs);
       return result.extended
         ? { extended: true, expiresAtMs: sentAtMs + ttlMs, fencingToken: result.fencingToken }
         : { extended: false };
     }
-    const extended = await this.store.semaphoreExtend(resourceId, ownerId, ttlMs);
+    const extended = await this.store.extendSemaphore(resourceId, ownerId, ttlMs);
     return extended
       ? { extended: true, expiresAtMs: sentAtMs + ttlMs, fencingToken: null }
       : { extended: false };
@@ -300,8 +300,8 @@ export class Locks {
 
   private releaseIds(resourceId: string, ownerId: string, limit: number): Promise<boolean> {
     return limit === 1
-      ? this.store.lockRelease(resourceId, ownerId)
-      : this.store.semaphoreRelease(resourceId, ownerId);
+      ? this.store.releaseLock(resourceId, ownerId)
+      : this.store.releaseSemaphore(resourceId, ownerId);
   }
 
   /**

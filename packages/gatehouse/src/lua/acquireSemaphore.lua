@@ -12,8 +12,8 @@
 --
 -- Returns  {1, fencing token} when acquired; {0, ms until the first place frees up, holders}
 --          when all places are taken
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include serverTime
+local now = serverTimeMs()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local holders = redis.call('ZCARD', KEYS[1])
 if holders >= tonumber(ARGV[3]) then

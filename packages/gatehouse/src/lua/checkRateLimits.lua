@@ -22,6 +22,7 @@
 --            after the request (the charged TAT when admitted, the unchanged one when not;
 --            never below 0) }. The caller derives remaining, reset and retry times from it and
 --            the key's interval and tolerance, which keeps the reply small.
+--- @include serverTime
 local requests = tonumber(ARGV[1])
 if not requests or requests < 1 then
   return redis.error_reply('ERR checkRateLimits: bad request count')
@@ -41,8 +42,7 @@ if keyCount ~= #KEYS or arg - 1 ~= #ARGV then
   return redis.error_reply('ERR checkRateLimits: arguments do not match the keys')
 end
 
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = serverTimeMs()
 local reply = { now }
 arg = 2
 local first = 0

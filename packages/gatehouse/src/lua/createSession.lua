@@ -18,8 +18,10 @@
 -- ARGV[6]  reasonTtlMs: how long an end reason is kept (integer > 0)
 --
 -- Returns  { session value (header and payload), evicted tokenHash, ... }
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include serverTime
+--- @include sessionEnds
+local nowUs = serverTimeUs()
+local now = math.floor(nowUs / 1000)
 local idle = tonumber(ARGV[3])
 local absolute = tonumber(ARGV[4])
 local max = tonumber(ARGV[5])
@@ -33,35 +35,22 @@ end
 
 -- Keys expire by TTL; the index learns of it here, from the deadlines, without notifications,
 -- and keeps which timeout it was for the device that comes back.
-local expired = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'WITHSCORES')
-for i = 1, #expired, 2 do
-  local member = expired[i]
-  local createdAt = math.floor(tonumber(redis.call('ZSCORE', KEYS[2], member) or 0) / 1000)
-  local reason = 'expired-idle'
-  if tonumber(expired[i + 1]) >= createdAt + absolute then
-    reason = 'expired-absolute'
-  end
-  redis.call('ZREM', KEYS[2], member)
-  redis.call('ZREM', KEYS[3], member)
-  redis.call('HSET', KEYS[4], member, reason)
-end
+forgetExpiredSessions(KEYS[2], KEYS[3], KEYS[4], now, absolute)
 
 local reply = {}
 local excess = redis.call('ZCARD', KEYS[2]) - max + 1
 if excess > 0 then
   local evicted = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
-  redis.call('ZREM', KEYS[2], unpack(evicted))
-  redis.call('ZREM', KEYS[3], unpack(evicted))
   for _, member in ipairs(evicted) do
-    redis.call('HSET', KEYS[4], member, 'evicted-limit')
+    endSession(KEYS[2], KEYS[3], KEYS[4], member, 'evicted-limit')
   end
   reply = evicted
 end
-if redis.call('EXISTS', KEYS[4]) == 1 and redis.call('PTTL', KEYS[4]) < reasonTtl then
-  redis.call('PEXPIRE', KEYS[4], reasonTtl)
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  keepEndReasons(KEYS[4], reasonTtl)
 end
 
-local order = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local order = nowUs
 local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if newest[2] and tonumber(newest[2]) >= order then
   order = tonumber(newest[2]) + 1

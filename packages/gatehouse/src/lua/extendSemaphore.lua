@@ -8,8 +8,8 @@
 -- ARGV[3]  ttlMs of the last-token key from now
 --
 -- Returns  1 when renewed; 0 when this owner holds no live place
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include serverTime
+local now = serverTimeMs()
 local expiry = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
 if not expiry then
   return 0

@@ -9,21 +9,10 @@
 -- ARGV[2]  reasonTtlMs: how long an end reason is kept (integer > 0)
 --
 -- Returns  { tokenHash, ... } oldest first
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local expired = redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'WITHSCORES')
-for i = 1, #expired, 2 do
-  local member = expired[i]
-  local createdAt = math.floor(tonumber(redis.call('ZSCORE', KEYS[1], member) or 0) / 1000)
-  local reason = 'expired-idle'
-  if tonumber(expired[i + 1]) >= createdAt + tonumber(ARGV[1]) then
-    reason = 'expired-absolute'
-  end
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('ZREM', KEYS[2], member)
-  redis.call('HSET', KEYS[3], member, reason)
-end
-if #expired > 0 and redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+--- @include serverTime
+--- @include sessionEnds
+local now = serverTimeMs()
+if forgetExpiredSessions(KEYS[1], KEYS[2], KEYS[3], now, tonumber(ARGV[1])) > 0 then
+  keepEndReasons(KEYS[3], ARGV[2])
 end
 return redis.call('ZRANGE', KEYS[1], 0, -1)

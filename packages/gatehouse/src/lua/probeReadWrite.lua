@@ -7,8 +7,9 @@
 -- ARGV[1]  value to write (an opaque string chosen by the caller)
 -- ARGV[2]  ttlMs: how long the probe key lives, in milliseconds (integer > 0)
 --
--- Returns  { value read back (string), server time seconds (integer), microseconds (integer) }
-local now = redis.call('TIME')
+-- Returns  { value read back (string), server time in ms (integer) }
+--- @include serverTime
+local now = serverTimeMs()
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local value = redis.call('GET', KEYS[1])
-return { value, tonumber(now[1]), tonumber(now[2]) }
+return { value, now }

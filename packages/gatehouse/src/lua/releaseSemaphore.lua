@@ -4,8 +4,8 @@
 -- ARGV[1]  owner hash
 --
 -- Returns  1 when a live place was released; 0 when this owner held none (or it had expired)
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include serverTime
+local now = serverTimeMs()
 local expiry = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
 if not expiry then
   return 0

@@ -10,8 +10,8 @@
 -- ARGV[3]  indexTtlMs: how long the index lives at least (absolute timeout + reason TTL)
 --
 -- Returns  1 when restored (or already there), 0 when it ended or its deadline has passed
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include serverTime
+local now = serverTimeMs()
 if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then
   return 0
 end

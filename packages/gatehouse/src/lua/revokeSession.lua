@@ -9,17 +9,16 @@
 -- ARGV[3]  reasonTtlMs: how long the reason is kept (integer > 0)
 --
 -- Returns  { 1, the ended session's value } when a live session was ended, { 0 } when there was none
+--- @include sessionEnds
 local value = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
-local indexed = redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-if indexed == 1 then
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
-  if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[3]) then
-    redis.call('PEXPIRE', KEYS[4], ARGV[3])
-  end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return { 0 }
 end
-if indexed == 1 and value then
+endSession(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
+keepEndReasons(KEYS[4], ARGV[3])
+if value then
   return { 1, value }
 end
-return { indexed }
+return { 1 }

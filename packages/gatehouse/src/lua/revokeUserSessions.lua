@@ -10,16 +10,15 @@
 -- ARGV[3]  reasonTtlMs: how long the reasons are kept (integer > 0)
 --
 -- Returns  the tokenHashes ended
+--- @include sessionEnds
 local ended = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if member ~= ARGV[1] then
-    redis.call('ZREM', KEYS[1], member)
-    redis.call('ZREM', KEYS[2], member)
-    redis.call('HSET', KEYS[3], member, ARGV[2])
+    endSession(KEYS[1], KEYS[2], KEYS[3], member, ARGV[2])
     table.insert(ended, member)
   end
 end
-if #ended > 0 and redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then
-  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+if #ended > 0 then
+  keepEndReasons(KEYS[3], ARGV[3])
 end
 return ended

@@ -12,8 +12,9 @@
 -- ARGV[4]  reasonTtlMs: how long the old token's end reason is kept (integer > 0)
 --
 -- Returns  { 1, new session value } or { 0 } when the old session is not live
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include serverTime
+--- @include sessionEnds
+local now = serverTimeMs()
 local value = redis.call('GET', KEYS[1])
 local order = redis.call('ZSCORE', KEYS[3], ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -29,10 +30,6 @@ redis.call('SET', KEYS[2], rotated, 'PX', ttl)
 redis.call('ZADD', KEYS[3], order, ARGV[2])
 redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[4], ARGV[1]) or (now + ttl), ARGV[2])
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HSET', KEYS[5], ARGV[1], 'rotated')
-if redis.call('PTTL', KEYS[5]) < tonumber(ARGV[4]) then
-  redis.call('PEXPIRE', KEYS[5], ARGV[4])
-end
+endSession(KEYS[3], KEYS[4], KEYS[5], ARGV[1], 'rotated')
+keepEndReasons(KEYS[5], ARGV[4])
 return { 1, rotated }

@@ -10,8 +10,8 @@
 -- ARGV[3]  lastSeenAtMs: when the newest of them came (server clock, ms)
 --
 -- Returns  1 when written, 0 when the session is gone
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include serverTime
+local now = serverTimeMs()
 local value = redis.call('GET', KEYS[1])
 if not value or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   return 0

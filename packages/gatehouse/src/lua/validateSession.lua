@@ -16,17 +16,14 @@
 -- Returns  { 1, session value (header and payload), touched (0 or 1), server time ms }
 --          or { 0, end reason or '' when unknown }
 --          or { 0, expired-idle | expired-absolute, session value } when it expires here
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include serverTime
+--- @include sessionEnds
+local now = serverTimeMs()
 local member = ARGV[1]
 
 local function recordEnd(reason)
-  redis.call('ZREM', KEYS[2], member)
-  redis.call('ZREM', KEYS[3], member)
-  redis.call('HSET', KEYS[4], member, reason)
-  if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[4]) then
-    redis.call('PEXPIRE', KEYS[4], ARGV[4])
-  end
+  endSession(KEYS[2], KEYS[3], KEYS[4], member, reason)
+  keepEndReasons(KEYS[4], ARGV[4])
 end
 
 local value = redis.call('GET', KEYS[1])
@@ -35,11 +32,7 @@ if not value then
   local deadline = tonumber(redis.call('ZSCORE', KEYS[3], member))
   local order = tonumber(redis.call('ZSCORE', KEYS[2], member))
   if deadline and order and deadline <= now then
-    local createdAt = math.floor(order / 1000)
-    local reason = 'expired-idle'
-    if deadline >= createdAt + tonumber(ARGV[5]) then
-      reason = 'expired-absolute'
-    end
+    local reason = expiryReason(deadline, order, tonumber(ARGV[5]))
     recordEnd(reason)
     return { 0, reason }
   end

@@ -15,7 +15,7 @@
  * (pair it with rate limits), or a nonce stolen from the page before its first use.
  */
 import type { KeyRing } from '../crypto/keyring.js';
-import type { Store } from '../store/store.js';
+import type { MarkerStore } from '../store/marker-store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { requireText } from '../util/validate.js';
 import { decodeFixed, randomToken, readUint48, recordId, writeUint48 } from '../util/tokens.js';
@@ -52,7 +52,7 @@ export class Nonces {
   private readonly defaultTtlMs: number;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: MarkerStore,
     private readonly keyRing: KeyRing,
     private readonly options: NoncesOptions = {},
   ) {

@@ -9,15 +9,15 @@
  *
  * On Redis Cluster every rate-limit key shares one hash tag (`{rl}`), so that any combination of
  * policies can be checked atomically: rate limiting then runs on one shard. The Redis store sends
- * the checks of one turn of the event loop in one script call (see RedisStore.rateLimitCheck).
+ * the checks of one turn of the event loop in one script call (see packages/gatehouse/src/store/redis/rate-limits.ts).
  *
  * What this stops: one client (or one user, or one IP) exhausting a route across all instances.
  * What it does not stop: a distributed attack spread over many subjects below each limit.
  */
 import type { KeyRing } from '../crypto/keyring.js';
 import { StoreUnavailableError } from '../errors.js';
-import { MemoryStore } from '../store/memory.js';
-import type { RateLimitRule, RateLimitState, Store } from '../store/store.js';
+import { MemoryStore } from '../store/memory/store.js';
+import type { RateLimitRule, RateLimitState, RateLimitStore } from '../store/rate-limit-store.js';
 import { parseRateLimitPolicy, RATE_LIMIT_POLICY_EXPECTED, type RateLimitPolicy } from './policy.js';
 
 export interface RateLimitDecision {
@@ -138,7 +138,7 @@ export class RateLimits {
   private storeDown = false;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: RateLimitStore,
     private readonly keyRing: KeyRing,
     options: RateLimitsOptions,
   ) {
@@ -201,7 +201,7 @@ export class RateLimits {
     const rules = checked.map((entry) => entry.rule);
     let result;
     try {
-      result = await this.store.rateLimitCheck(rules);
+      result = await this.store.checkRateLimits(rules);
       this.storeDown = false;
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
@@ -261,7 +261,7 @@ export class RateLimits {
         retryAfterMs: STORE_DOWN_RETRY_MS,
       };
     }
-    const local = await this.fallback.rateLimitCheck(
+    const local = await this.fallback.checkRateLimits(
       rules.map((rule, i) => ({
         id: rule.id,
         intervalMs: policies[i]?.fallbackIntervalMs ?? rule.intervalMs,

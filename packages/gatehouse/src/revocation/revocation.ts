@@ -11,7 +11,7 @@
  * (fail closed), since "not revoked" cannot be known.
  */
 import type { KeyRing } from '../crypto/keyring.js';
-import type { Store } from '../store/store.js';
+import type { MarkerStore } from '../store/marker-store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { requireText } from '../util/validate.js';
 
@@ -33,7 +33,7 @@ export class Revocations {
   private readonly maxTokenLifetimeMs: number;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: MarkerStore,
     private readonly keyRing: KeyRing,
     private readonly options: RevocationsOptions = {},
   ) {

@@ -8,7 +8,7 @@
  * have `query(text, params) -> { rows }`. Like Redis, the table holds no token and no personal
  * data in clear: the token hash, the user pseudonym and the sealed payload.
  */
-import type { SessionEndReason, StoredSession } from '../store/store.js';
+import type { SessionEndReason, StoredSession } from '../store/session-store.js';
 
 /** What both `pg` and PGlite offer. */
 export interface SqlQueryable {

@@ -24,9 +24,9 @@ import {
   type SessionEndReason,
   type SessionLimits,
   type SessionRef,
-  type Store,
+  type SessionStore,
   type StoredSession,
-} from '../store/store.js';
+} from '../store/session-store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { randomToken } from '../util/tokens.js';
 import type { DurableSession, SqlSessionRepository } from './repository.js';
@@ -249,7 +249,7 @@ export class Sessions {
   private readonly cacheListener = (): void => undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: SessionStore,
     private readonly keyRing: KeyRing,
     private readonly options: SessionsOptions = {},
   ) {
@@ -332,7 +332,7 @@ export class Sessions {
     const token = uid + randomToken(SECRET_BYTES).toString('base64url');
     const ref = { uid, tokenHash: tokenHashOf(token) };
     const { session, evicted } = await this.storeCall(() =>
-      this.store.sessionCreate(ref, this.seal(ref, payload), this.limits),
+      this.store.createSession(ref, this.seal(ref, payload), this.limits),
     );
     if (this.repository) {
       try {
@@ -340,7 +340,7 @@ export class Sessions {
         await this.repository.end(uid, evicted, 'evicted-limit', Date.now());
       } catch (error) {
         // Not durable, so not created: take it back out of Redis.
-        await this.store.sessionRevoke(ref, 'revoked', this.limits.reasonTtlMs).catch(() => undefined);
+        await this.store.revokeSession(ref, 'revoked', this.limits.reasonTtlMs).catch(() => undefined);
         throw error;
       }
     }
@@ -394,7 +394,7 @@ export class Sessions {
     let result;
     try {
       result = await this.storeCall(() =>
-        this.store.sessionValidate(ref, {
+        this.store.validateSession(ref, {
           touchIntervalMs: this.touchIntervalMs,
           pendingCount: pending,
           absoluteTimeoutMs: this.limits.absoluteTimeoutMs,
@@ -532,7 +532,7 @@ export class Sessions {
     const uid = this.userPseudonym(userId);
     let stored: readonly StoredSession[];
     try {
-      stored = await this.storeCall(() => this.store.sessionList(uid, this.limits));
+      stored = await this.storeCall(() => this.store.listSessions(uid, this.limits));
     } catch (error) {
       if (!(this.repository && error instanceof StoreUnavailableError)) throw error;
       stored = (await this.repository.listLive(uid)).filter((row) => this.sqlRowGone(row) === null);
@@ -571,7 +571,7 @@ export class Sessions {
     let session: StoredSession | null = null;
     try {
       ({ ended, session } = await this.storeCall(() =>
-        this.store.sessionRevoke(ref, 'revoked', this.limits.reasonTtlMs),
+        this.store.revokeSession(ref, 'revoked', this.limits.reasonTtlMs),
       ));
     } catch (error) {
       // Durable mode: SQL keeps the revocation, and Redis gets it when it is back (reconcile).
@@ -617,7 +617,7 @@ export class Sessions {
     this.buffered.delete(handleOf(ref));
     this.uncache(handleOf(ref));
     const rotated = await this.storeCall(() =>
-      this.store.sessionRotate(ref, newRef.tokenHash, this.seal(newRef, payload), this.limits.reasonTtlMs),
+      this.store.rotateSession(ref, newRef.tokenHash, this.seal(newRef, payload), this.limits.reasonTtlMs),
     );
     if (!rotated) return null;
     if (this.repository) {
@@ -639,7 +639,7 @@ export class Sessions {
         await Promise.allSettled(
           batch.slice(start, start + FLUSH_CONCURRENCY).map(async (activity) => {
             const { ref, pending, lastSeenAtMs } = activity;
-            await this.store.sessionTouch(ref, pending, lastSeenAtMs);
+            await this.store.touchSession(ref, pending, lastSeenAtMs);
             await this.repository?.touch(ref.uid, ref.tokenHash, lastSeenAtMs, pending);
           }),
         );
@@ -728,7 +728,7 @@ export class Sessions {
     let ended = 0;
     for (const row of await this.repository.endedSince(sinceMs)) {
       const ref = { uid: row.uid, tokenHash: row.tokenHash };
-      const result = await this.store.sessionRevoke(ref, row.endReason ?? 'revoked', this.limits.reasonTtlMs);
+      const result = await this.store.revokeSession(ref, row.endReason ?? 'revoked', this.limits.reasonTtlMs);
       if (result.ended) {
         ended++;
         await this.announce([handleOf(ref)], row.endReason ?? 'revoked');
@@ -787,7 +787,7 @@ export class Sessions {
   ): Promise<SessionValidationResult> {
     const live = await this.liveFromSql(ref, repository);
     if ('refused' in live) return live.refused;
-    const restored = await this.storeCall(() => this.store.sessionRestore(ref, live.row, this.limits));
+    const restored = await this.storeCall(() => this.store.restoreSession(ref, live.row, this.limits));
     if (!restored) return { session: null, reason: null };
     return { session: this.present(ref, live.row, live.payload), reason: null };
   }
@@ -820,7 +820,7 @@ export class Sessions {
     let ended: readonly string[] = [];
     try {
       ended = await this.storeCall(() =>
-        this.store.sessionRevokeAll(uid, exceptTokenHash, 'revoked', this.limits.reasonTtlMs),
+        this.store.revokeUserSessions(uid, exceptTokenHash, 'revoked', this.limits.reasonTtlMs),
       );
     } catch (error) {
       if (!(this.repository && error instanceof StoreUnavailableError)) throw error;
@@ -849,7 +849,7 @@ export class Sessions {
   private async discard(uid: string, tokenHashes: readonly string[]): Promise<void> {
     if (tokenHashes.length === 0) return;
     try {
-      await this.store.sessionDiscard(uid, tokenHashes);
+      await this.store.discardSessions(uid, tokenHashes);
     } catch {
       // Their TTL removes them anyway; validation refuses them meanwhile.
     }

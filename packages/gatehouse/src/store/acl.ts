@@ -4,9 +4,7 @@
  * `redis.call('X', ...)`) plus what the client sends around them, so it cannot drift from the
  * code; a test connects as a user with exactly this rule and runs every operation.
  */
-import { readFileSync } from 'node:fs';
-
-import { LUA_DIR, luaScriptNames } from './script.js';
+import { LUA_SCRIPTS } from './redis/scripts.generated.js';
 
 /** Commands sent outside scripts: the handshake, health, scripts, reading a user's sessions, and Cluster topology discovery. */
 export const CLIENT_COMMANDS = [
@@ -31,8 +29,7 @@ export const CLIENT_COMMANDS = [
 /** Commands the shipped Lua scripts call, lower-cased and sorted. */
 export function scriptCommands(): string[] {
   const commands = new Set<string>();
-  for (const name of luaScriptNames()) {
-    const source = readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8');
+  for (const { source } of LUA_SCRIPTS) {
     for (const match of source.matchAll(/redis\.p?call\(\s*'([A-Za-z]+)'/g)) {
       commands.add((match[1] ?? '').toLowerCase());
     }

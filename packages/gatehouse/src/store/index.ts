@@ -1,7 +1,7 @@
 import type { Logger } from '../util/logger.js';
-import { MemoryStore } from './memory.js';
+import { MemoryStore } from './memory/store.js';
 import type { RedisConnectionOptions } from './options.js';
-import { RedisStore } from './redis.js';
+import { RedisStore } from './redis/store.js';
 import type { Store } from './store.js';
 
 export interface CreateStoreOptions {

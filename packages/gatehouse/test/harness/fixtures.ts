@@ -1,6 +1,6 @@
 /** Store and sessions suite fixtures on a Redis the test already started. */
-import { MemoryStore } from '../../src/store/memory.js';
-import { RedisStore } from '../../src/store/redis.js';
+import { MemoryStore } from '../../src/store/memory/store.js';
+import { RedisStore } from '../../src/store/redis/store.js';
 import type { RedisConnectionOptions } from '../../src/store/options.js';
 import type { SessionFixture } from '../sessions-suite.js';
 import type { StoreFixture } from '../store-suite.js';

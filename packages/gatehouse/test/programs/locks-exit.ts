@@ -7,8 +7,8 @@
 import { KeyRing } from '../../src/crypto/keyring.js';
 import { LockHeldError, LockLostError } from '../../src/errors.js';
 import { Locks } from '../../src/locks/locks.js';
-import { MemoryStore } from '../../src/store/memory.js';
-import { RedisStore } from '../../src/store/redis.js';
+import { MemoryStore } from '../../src/store/memory/store.js';
+import { RedisStore } from '../../src/store/redis/store.js';
 
 const port = process.env.REDIS_PORT;
 const store = port

@@ -1,4 +1,4 @@
--- acquireLocks: for each of one or more locks, takes it for its owner when it is free and hands
+-- acquireLock: for each of one or more locks, takes it for its owner when it is free and hands
 -- out the resource's next fencing token; when it is held, says for how long and by whom (the
 -- holder label, if any). Locks are handled one after the other, as separate calls would be:
 -- callers batch the acquires that arrive together, to spend one script call on many.
@@ -17,12 +17,12 @@
 --
 -- Returns  three per lock: 1, fencing token, '' when acquired; 0, ms until the lock expires,
 --          holder label when it is held
+--- @include serverTime
 local count = tonumber(ARGV[1])
 if not count or count < 1 or #KEYS ~= 2 * count or #ARGV ~= 1 + 4 * count then
-  return redis.error_reply('ERR acquireLocks: arguments do not match the keys')
+  return redis.error_reply('ERR acquireLock: arguments do not match the keys')
 end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = serverTimeMs()
 local reply = {}
 for j = 1, count do
   local lock = 2 * j - 1

@@ -1,5 +1,5 @@
--- extendLocks: for each of one or more locks, renews it to a fresh TTL for its owner only;
--- anyone else changes nothing. Locks are handled one after the other (see acquireLocks).
+-- extendLock: for each of one or more locks, renews it to a fresh TTL for its owner only;
+-- anyone else changes nothing. Locks are handled one after the other (see acquireLock).
 --
 -- KEYS[i]  two per lock, in order: the lock (<prefix>:lock.v1:{<resource HMAC>}:m, value
 --          "<owner hash> <fencing token> <holder>") and the resource's last fencing token
@@ -12,7 +12,7 @@
 --          owner's (expired, released, or taken by another)
 local count = tonumber(ARGV[1])
 if not count or count < 1 or #KEYS ~= 2 * count or #ARGV ~= 1 + 3 * count then
-  return redis.error_reply('ERR extendLocks: arguments do not match the keys')
+  return redis.error_reply('ERR extendLock: arguments do not match the keys')
 end
 local reply = {}
 for j = 1, count do
