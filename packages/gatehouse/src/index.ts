@@ -69,15 +69,12 @@ export {
   type NoncesOptions,
 } from './nonces/nonces.js';
 export { Revocations, type RevocationAuditEvent, type RevocationsOptions } from './revocation/revocation.js';
-export {
-  SESSION_TABLE_SQL,
-  SqlSessionRepository,
-  type DurableSession,
-  type SqlQueryable,
-} from './sessions/repository.js';
+export type { DurableSession } from './sessions/repository.js';
+export { SESSION_TABLE_SQL, SqlSessionRepository, type SqlQueryable } from './sessions/sql-repository.js';
 export {
   HANDLE_LENGTH,
   Sessions,
+  SessionToken,
   TOKEN_LENGTH,
   type JsonValue,
   type Session,
