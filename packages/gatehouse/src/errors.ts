@@ -1,53 +1,81 @@
 /**
- * The error catalogue: every error gatehouse throws has a stable code from this table, an HTTP
- * status an adapter can answer with, and a default message. Expected outcomes (an unknown session,
+ * The error catalogue: every error gatehouse throws has a stable code from this table, the HTTP
+ * error code an adapter answers with, and a default message. Expected outcomes (an unknown session,
  * a denied rate-limit check, a held lock) are return values, never errors.
  *
  * Codes follow `GH_ERR_<AREA>_<PROBLEM>` and never change meaning once published.
  */
+/**
+ * The HTTP error codes of the envelope (`{"success": false, "error": {"code", "message"}}`) and
+ * their statuses: the one status table. The adapters answer with these codes
+ * (packages/gatehouse/src/http/envelope.ts), the catalogue below names one for each error, and
+ * the service's documented error table (docs/http-api.md) is checked against it.
+ */
+export const HTTP_ERROR_STATUS = {
+  VALIDATION_ERROR: 400,
+  UNAUTHENTICATED: 401,
+  CSRF_INVALID: 403,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  LOCKED: 409,
+  NONCE_INVALID: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  INTERNAL_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503,
+} as const;
+
+export type HttpErrorCode = keyof typeof HTTP_ERROR_STATUS;
+
 export const ERROR_CATALOGUE = {
   GH_ERR_CONFIG_INVALID: {
-    httpStatus: 500,
+    httpCode: 'INTERNAL_ERROR',
     message: 'The configuration is invalid.',
   },
   GH_ERR_STORE_UNAVAILABLE: {
-    httpStatus: 503,
+    httpCode: 'SERVICE_UNAVAILABLE',
     message: 'The store (Redis) is not answering.',
   },
   GH_ERR_STORE_NOT_PERMITTED: {
-    httpStatus: 503,
+    httpCode: 'SERVICE_UNAVAILABLE',
     message: 'The Redis user is not permitted to run a command gatehouse needs.',
   },
   GH_ERR_STORE_COMMAND_FAILED: {
-    httpStatus: 500,
+    httpCode: 'INTERNAL_ERROR',
     message: 'Redis refused a command.',
   },
   GH_ERR_STORE_KEY_INVALID: {
-    httpStatus: 500,
+    httpCode: 'INTERNAL_ERROR',
     message: 'A key part is not valid.',
   },
   GH_ERR_LOCK_HELD: {
-    httpStatus: 409,
+    httpCode: 'LOCKED',
     message: 'The resource is locked by another holder.',
   },
   GH_ERR_LOCK_LOST: {
-    httpStatus: 409,
+    httpCode: 'CONFLICT',
     message: 'The lock was lost before the work finished.',
   },
-} as const satisfies Record<string, { readonly httpStatus: number; readonly message: string }>;
+} as const satisfies Record<string, { readonly httpCode: HttpErrorCode; readonly message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
-/** Base class of every error gatehouse throws: `code` is stable, `httpStatus` is a suggestion for adapters. */
+/**
+ * Base class of every error gatehouse throws: `code` is stable; `httpCode` (and its `httpStatus`)
+ * is what the adapters answer with (see refusalForError in packages/gatehouse/src/http/envelope.ts).
+ */
 export class GatehouseError extends Error {
   readonly code: ErrorCode;
+  readonly httpCode: HttpErrorCode;
   readonly httpStatus: number;
 
   constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
     super(message ?? ERROR_CATALOGUE[code].message, options);
     this.name = new.target.name;
     this.code = code;
-    this.httpStatus = ERROR_CATALOGUE[code].httpStatus;
+    this.httpCode = ERROR_CATALOGUE[code].httpCode;
+    this.httpStatus = HTTP_ERROR_STATUS[this.httpCode];
   }
 }
 

@@ -20,6 +20,7 @@ import { refusalForError, type HttpRefusal } from '../http/envelope.js';
 import {
   HttpGuard,
   nodeRequestView,
+  type Admission,
   type Authentication,
   type HttpGuardOptions,
   type HttpRequestView,
@@ -57,7 +58,11 @@ export interface GatehouseExpress {
    * `protect()` on each route.
    */
   authenticate(options?: { csrf?: boolean }): RequestHandler;
-  /** A route's requirements: session or roles (401, 403), rate limits (429), CSRF (403). */
+  /**
+   * A route's requirements: session or roles (401, 403), rate limits (429), CSRF (403). It
+   * authenticates the request itself when `authenticate()` has not (one store round trip for
+   * session and rate limit, as the Fastify plugin); after `authenticate()` it reuses that session.
+   */
   protect(requirements?: RouteRequirements): RequestHandler;
   /** Spends a single-use nonce (default: `req.body.nonce`): 409 `NONCE_INVALID` when it is not good. */
   nonce(purpose: (req: Request) => string, from?: (req: Request) => unknown): RequestHandler;
@@ -121,39 +126,29 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
     };
   }
 
-  /** Requests whose CSRF check already ran (in `authenticate()`), so `protect()` does not repeat it. */
-  const csrfChecked = new WeakSet<Request>();
+  /** Each request's admission so far (by `authenticate()` or `protect()`), handed to the next. */
+  const admissions = new WeakMap<Request, Admission>();
 
-  async function authenticated(req: Request): Promise<Authentication> {
-    if (req.gatehouseAuth) return req.gatehouseAuth;
-    const auth = await guard.authenticate(view(req));
-    req.session = auth.session;
-    req.gatehouseAuth = auth;
-    return auth;
+  async function admit(req: Request, res: Response, route: RouteRequirements): Promise<Admission> {
+    const admission = await guard.admit(view(req), route, admissions.get(req));
+    admissions.set(req, admission);
+    req.session = admission.authentication.session;
+    req.gatehouseAuth = admission.authentication;
+    res.set(admission.headers);
+    return admission;
   }
 
   return {
     guard,
+    // Every cookie-authenticated unsafe request is checked here (unless `csrf: false`), so a
+    // route without `protect()` is not left open to CSRF.
     authenticate: (authenticateOptions = {}) =>
-      handler(async (req) => {
-        const auth = await authenticated(req);
-        // Every cookie-authenticated unsafe request is checked here, so a route without
-        // `protect()` is not left open to CSRF.
-        if (authenticateOptions.csrf === false) return null;
-        csrfChecked.add(req);
-        return guard.checkCsrf(view(req), auth);
-      }),
+      handler(
+        async (req, res) => (await admit(req, res, { csrf: authenticateOptions.csrf !== false })).refusal,
+      ),
     protect: (requirements = {}) => {
       guard.checkDefinition(requirements, 'protect()');
-      return handler(async (req, res) => {
-        const auth = await authenticated(req);
-        const checked = await guard.checkRoute(view(req), auth, {
-          ...requirements,
-          csrf: requirements.csrf !== false && !csrfChecked.has(req),
-        });
-        res.set(checked.headers);
-        return checked.refusal;
-      });
+      return handler(async (req, res) => (await admit(req, res, requirements)).refusal);
     },
     nonce: (purpose, from) => {
       guard.checkNonceDefinition(purpose, from, 'nonce()');
@@ -206,7 +201,8 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
       res.append('Set-Cookie', guard.sessionCookie(token, session));
     },
     signOut: async (req, res) => {
-      const headers = await guard.signOut(await authenticated(req));
+      const admission = admissions.get(req) ?? (await admit(req, res, { csrf: false }));
+      const headers = await guard.signOut(admission.authentication);
       res.set(headers);
     },
   };
@@ -219,6 +215,7 @@ export {
   type RouteRequirements,
 } from '../http/guard.js';
 export {
+  HTTP_ERROR_STATUS,
   refusal,
   refusalForError,
   type ErrorEnvelope,

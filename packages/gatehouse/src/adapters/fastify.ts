@@ -18,24 +18,18 @@ import { refusalForError, type HttpRefusal } from '../http/envelope.js';
 import {
   HttpGuard,
   nodeRequestView,
+  type AdmissionRoute,
   type Authentication,
   type HeldRouteLock,
   type HttpGuardOptions,
   type HttpRequestView,
-  type RouteRequirements,
 } from '../http/guard.js';
 import type { Lock } from '../locks/locks.js';
 import type { Session } from '../sessions/sessions.js';
 import type { Duration } from '../util/duration.js';
 
 /** A route's `config.gatehouse`. */
-export interface FastifyRouteGuard extends RouteRequirements {
-  /**
-   * `false`: the route never looks at credentials (health probes, public keys): no session lookup,
-   * so a probe carrying a cookie neither costs a store call nor counts as the session's activity;
-   * `request.session` is null. Default true.
-   */
-  readonly authenticate?: false;
+export interface FastifyRouteGuard extends AdmissionRoute {
   /** Spend a single-use nonce before the handler: 409 `NONCE_INVALID` when it is not good. */
   readonly nonce?: {
     readonly purpose: (request: FastifyRequest) => string;
@@ -109,19 +103,13 @@ function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions)
   const heldLocks = new WeakMap<FastifyRequest, HeldRouteLock>();
 
   app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.gatehouse?.authenticate === false) return undefined;
     let refused: HttpRefusal | null;
     try {
-      const requestView = view(request);
-      const route = request.routeOptions.config.gatehouse ?? {};
-      // Sent with the session's validation when its user is known: one round trip, not two.
-      const early = guard.chargeEarly(requestView, route);
-      const auth = await guard.authenticate(requestView);
-      request.session = auth.session;
-      request.gatehouseAuth = auth;
-      const checked = await guard.checkRoute(requestView, auth, route, early);
-      reply.headers(checked.headers);
-      refused = checked.refusal;
+      const admission = await guard.admit(view(request), request.routeOptions.config.gatehouse ?? {});
+      request.session = admission.authentication.session;
+      request.gatehouseAuth = admission.authentication;
+      reply.headers(admission.headers);
+      refused = admission.refusal;
     } catch (error) {
       request.log.error({ err: error }, 'gatehouse could not check the request');
       refused = refusalForError(error);
@@ -137,21 +125,25 @@ function gatehousePlugin(app: FastifyInstance, options: GatehouseFastifyOptions)
   app.addHook('preHandler', async (request, reply) => {
     const route = request.routeOptions.config.gatehouse;
     if (!route?.nonce && !route?.lock) return undefined;
-    let refused: HttpRefusal | null = null;
+    let refused: HttpRefusal | null;
     try {
-      // The lock first: a request refused for the lock must not have spent its nonce.
-      if (route.lock) {
-        const taken = await guard.acquireLock(route.lock.resource(request), route.lock);
-        refused = taken.refusal;
-        if (taken.lock) {
-          heldLocks.set(request, taken.lock);
-          request.gatehouseLock = taken.lock.lock;
-        }
+      const { lock, nonce } = route;
+      const admitted = await guard.admitBody({
+        ...(lock ? { lock: { ...lock, resource: lock.resource(request) } } : {}),
+        ...(nonce
+          ? {
+              nonce: {
+                purpose: nonce.purpose(request),
+                value: nonce.from ? nonce.from(request) : bodyNonce(request),
+              },
+            }
+          : {}),
+      });
+      if (admitted.lock) {
+        heldLocks.set(request, admitted.lock);
+        request.gatehouseLock = admitted.lock.lock;
       }
-      if (!refused && route.nonce) {
-        const nonce = route.nonce.from ? route.nonce.from(request) : bodyNonce(request);
-        refused = await guard.consumeNonce(route.nonce.purpose(request), nonce);
-      }
+      refused = admitted.refusal;
     } catch (error) {
       request.log.error({ err: error }, 'gatehouse could not check the request');
       refused = refusalForError(error);
@@ -201,11 +193,14 @@ export default gatehouseFastify;
 export {
   HttpGuard,
   nodeRequestView,
+  type Admission,
+  type AdmissionRoute,
   type Authentication,
   type HttpGuardOptions,
   type RouteRequirements,
 } from '../http/guard.js';
 export {
+  HTTP_ERROR_STATUS,
   refusal,
   refusalForError,
   type ErrorEnvelope,

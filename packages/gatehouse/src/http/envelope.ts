@@ -1,26 +1,18 @@
 /**
- * The HTTP error envelope and codes of the reference contract (../shared/API.md):
- * `{"success": false, "error": {"code", "message"}}`. Adapters answer with these; the decisions
- * that lead to them are made in HttpGuard.
+ * The HTTP error envelope: `{"success": false, "error": {"code", "message"}}`, with the status of
+ * its code from the one status table (HTTP_ERROR_STATUS in packages/gatehouse/src/errors.ts).
+ * Adapters answer with these; the decisions that lead to them are made in HttpGuard.
  */
-import { LockHeldError, StorePermissionError, StoreUnavailableError } from '../errors.js';
+import {
+  GatehouseError,
+  HTTP_ERROR_STATUS,
+  LockHeldError,
+  StorePermissionError,
+  StoreUnavailableError,
+  type HttpErrorCode,
+} from '../errors.js';
 
-export const HTTP_ERROR_STATUS = {
-  VALIDATION_ERROR: 400,
-  UNAUTHENTICATED: 401,
-  CSRF_INVALID: 403,
-  FORBIDDEN: 403,
-  NOT_FOUND: 404,
-  CONFLICT: 409,
-  LOCKED: 409,
-  NONCE_INVALID: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  RATE_LIMITED: 429,
-  INTERNAL_ERROR: 500,
-  SERVICE_UNAVAILABLE: 503,
-} as const;
-
-export type HttpErrorCode = keyof typeof HTTP_ERROR_STATUS;
+export { HTTP_ERROR_STATUS, type HttpErrorCode } from '../errors.js';
 
 export interface ErrorEnvelope {
   readonly success: false;
@@ -45,7 +37,8 @@ export function refusal(
 /**
  * The refusal for an error thrown while guarding or handling a request: Redis not answering (or
  * not permitting) is 503 SERVICE_UNAVAILABLE with `Retry-After: 1`; a held lock (withLock) is 409
- * LOCKED with `Retry-After`; a body the framework could not parse is 400 VALIDATION_ERROR, or 413
+ * LOCKED with `Retry-After`; another gatehouse error answers with its catalogue code (a lost
+ * lock: 409 CONFLICT); a body the framework could not parse is 400 VALIDATION_ERROR, or 413
  * PAYLOAD_TOO_LARGE; anything else is a 500 whose message says nothing about the cause (that
  * goes to the log, never to the client).
  */
@@ -64,12 +57,21 @@ export function refusalForError(error: unknown): HttpRefusal {
       'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))),
     });
   }
+  // Any other gatehouse error answers with its catalogue code; a 500 says nothing more.
+  if (error instanceof GatehouseError && error.httpCode !== 'INTERNAL_ERROR') {
+    return refusal(error.httpCode, CLIENT_MESSAGES[error.httpCode] ?? 'The request could not be done.');
+  }
   const status = frameworkStatus(error);
   if (status === 413) return refusal('PAYLOAD_TOO_LARGE', 'The request body is too large.');
   if (status === 404) return refusal('NOT_FOUND', 'Not found.');
   if (status !== undefined) return refusal('VALIDATION_ERROR', 'The request is malformed.');
   return refusal('INTERNAL_ERROR', 'Internal error.');
 }
+
+/** What a client is told for a gatehouse error other than the ones above (never the cause). */
+const CLIENT_MESSAGES: Partial<Record<HttpErrorCode, string>> = {
+  CONFLICT: 'The work could not be finished; try again.',
+};
 
 /** The status a framework put on a client error (Fastify's `statusCode`, body-parser's `status`). */
 function frameworkStatus(error: unknown): number | undefined {

@@ -11,7 +11,7 @@ import type { Csrf } from '../csrf/csrf.js';
 import type { Lock, Locks } from '../locks/locks.js';
 import type { Nonces } from '../nonces/nonces.js';
 import type { RateLimitDecision, RateLimits } from '../rate-limit/rate-limits.js';
-import type { Session, Sessions, SessionValidationResult } from '../sessions/sessions.js';
+import type { Session, Sessions, SessionToken, SessionValidationResult } from '../sessions/sessions.js';
 import type { SessionEndReason } from '../store/session-store.js';
 import { toMs, type Duration } from '../util/duration.js';
 import { clientIp } from './client-ip.js';
@@ -104,8 +104,31 @@ export interface RouteRequirements {
   readonly rateLimit?: RateLimitSpec;
 }
 
-/** A rate-limit charge started before the session was validated (HttpGuard.chargeEarly). */
-export interface EarlyRateLimitCharge {
+/** A route's requirements as `admit` takes them: the adapters pass their route's requirements. */
+export interface AdmissionRoute extends RouteRequirements {
+  /**
+   * `false`: the route never looks at credentials (health probes, public keys): no session
+   * lookup, so a probe carrying a cookie neither costs a store call nor counts as the session's
+   * activity, and no requirement is checked. Default true.
+   */
+  readonly authenticate?: false;
+}
+
+/** What `admit` decided for a request. */
+export interface Admission {
+  readonly authentication: Authentication;
+  /** To send with the answer either way: `Cache-Control: no-store` when authenticated, rate-limit headers. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The first requirement the request fails, to answer instead of the handler; null to go on. */
+  readonly refusal: HttpRefusal | null;
+  /** Whether the CSRF check ran (a later `admit` of the same request does not repeat it). */
+  readonly csrfChecked: boolean;
+}
+
+const UNAUTHENTICATED: Authentication = { session: null, via: null, endReason: null, presented: false };
+
+/** A rate-limit charge started before the session was validated (see HttpGuard.admit). */
+interface EarlyRateLimitCharge {
   /** The user the presented session belonged to when this instance last validated it. */
   readonly userId: string;
   readonly decision: Promise<RateLimitDecision>;
@@ -173,12 +196,56 @@ export class HttpGuard {
   }
 
   /**
-   * Finds the request's session. An `Authorization` header decides alone when present (a bearer
-   * request is never also cookie-authenticated, so the CSRF exemption of bearers cannot be
-   * borrowed by a cookie); otherwise the session cookie. A store outage throws (answer 503).
+   * The one call per request: which session the request carries, and whether it may proceed to
+   * its handler under `route`'s requirements, in this order: session and roles (401, 403), rate
+   * limits (429, charged only for requests that got that far), CSRF (403). The token is read and
+   * hashed once. When the request presents a session this instance has validated before (its
+   * user is known: see Sessions.ownerOf; a forged token never is) and the route charges rate
+   * limits without a role requirement, the charge is sent together with the validation: one
+   * round trip instead of two, one after the other. The charge counts only if the session
+   * validates as that user's; a session that ended meanwhile has been charged once on this
+   * instance, and is forgotten.
+   *
+   * `previous` is an earlier admission of the same request (Express: `authenticate()` before
+   * `protect()`): its authentication is reused and a CSRF check it ran is not repeated. A store
+   * outage throws (answer 503 with `refusalForError`).
+   */
+  async admit(request: HttpRequestView, route: AdmissionRoute, previous?: Admission): Promise<Admission> {
+    if (route.authenticate === false) {
+      return { authentication: UNAUTHENTICATED, headers: {}, refusal: null, csrfChecked: false };
+    }
+    let authentication: Authentication;
+    let early: EarlyRateLimitCharge | undefined;
+    if (previous) {
+      authentication = previous.authentication;
+    } else {
+      const presented = this.presentedToken(request);
+      const token = presented.token === undefined ? null : this.options.sessions.readToken(presented.token);
+      early = token === null ? undefined : this.chargeEarly(request, route, token);
+      authentication = await this.authenticatePresented(presented, token);
+    }
+    const csrf = route.csrf !== false && previous?.csrfChecked !== true;
+    const checked = await this.checkRoute(request, authentication, { ...route, csrf }, early);
+    return { authentication, ...checked, csrfChecked: csrf || previous?.csrfChecked === true };
+  }
+
+  /**
+   * Finds the request's session (see `admit`, which also checks the route). An `Authorization`
+   * header decides alone when present (a bearer request is never also cookie-authenticated, so
+   * the CSRF exemption of bearers cannot be borrowed by a cookie); otherwise the session cookie.
+   * A store outage throws (answer 503).
    */
   async authenticate(request: HttpRequestView): Promise<Authentication> {
-    const { token, via } = this.presentedToken(request);
+    const presented = this.presentedToken(request);
+    const token = presented.token === undefined ? null : this.options.sessions.readToken(presented.token);
+    return this.authenticatePresented(presented, token);
+  }
+
+  private async authenticatePresented(
+    presented: { token: string | undefined; via: 'bearer' | 'cookie' },
+    sessionToken: SessionToken | null,
+  ): Promise<Authentication> {
+    const { token, via } = presented;
     // An Authorization header counts as presenting a credential, even an empty or malformed one.
     if (token === undefined)
       return { session: null, via: null, endReason: null, presented: via === 'bearer' };
@@ -190,7 +257,8 @@ export class HttpGuard {
           : { session: null, via: null, endReason: other.reason, presented: true };
       }
     }
-    const result = await this.options.sessions.validateWithReason(token);
+    if (sessionToken === null) return { session: null, via: null, endReason: null, presented: true };
+    const result = await this.options.sessions.validateWithReason(sessionToken);
     if (!result.session) return { session: null, via: null, endReason: result.reason, presented: true };
     return { session: result.session, via, endReason: null, presented: true };
   }
@@ -208,20 +276,15 @@ export class HttpGuard {
     };
   }
 
-  /**
-   * Starts the route's rate-limit charge before `authenticate()` validates the session, so that
-   * both travel to Redis together: one round trip instead of two, one after the other. Only when
-   * the request presents a session this instance has validated before (its user is known, see
-   * Sessions.ownerOf: a forged token never is) and the route charges rate limits without a role
-   * requirement. Call it just before `authenticate()` and hand the result to `checkRoute()`,
-   * which uses the charge only when the session validates as that user's; a session that ended
-   * meanwhile has then been charged once on this instance, and is forgotten.
-   */
-  chargeEarly(request: HttpRequestView, route: RouteRequirements): EarlyRateLimitCharge | undefined {
+  /** The route's rate-limit charge, started before validation when the session's user is known (see `admit`). */
+  private chargeEarly(
+    request: HttpRequestView,
+    route: RouteRequirements,
+    token: SessionToken,
+  ): EarlyRateLimitCharge | undefined {
     const rateLimits = this.options.rateLimits;
     if (!rateLimits || route.rateLimit === undefined || route.roles !== undefined) return undefined;
-    const { token } = this.presentedToken(request);
-    const userId = token === undefined ? undefined : this.options.sessions.ownerOf(token);
+    const userId = this.options.sessions.ownerOf(token);
     if (userId === undefined) return undefined;
     let subjects: Record<string, string>;
     try {
@@ -235,13 +298,8 @@ export class HttpGuard {
     return { userId, decision };
   }
 
-  /**
-   * The route's checks that need no body, in order: session and roles (401, 403), rate limits
-   * (429, charged only for requests that got that far), CSRF (403). Returns the headers to send
-   * in any case (`Cache-Control: no-store` when authenticated, rate-limit headers) and the first
-   * refusal, if any. `early` is what `chargeEarly()` started for this request, if anything.
-   */
-  async checkRoute(
+  /** The route's checks that need no body, in `admit`'s order, for an authenticated request. */
+  private async checkRoute(
     request: HttpRequestView,
     auth: Authentication,
     route: RouteRequirements,
@@ -256,7 +314,7 @@ export class HttpGuard {
           : null;
     if (denied) return { headers, refusal: denied };
     if (route.rateLimit !== undefined) {
-      const limited = await this.rateLimit(request, auth, route.rateLimit, early);
+      const limited = await this.chargeRoute(request, auth, route.rateLimit, early);
       Object.assign(headers, limited.headers);
       if (limited.refusal) return { headers, refusal: limited.refusal };
     }
@@ -307,7 +365,16 @@ export class HttpGuard {
    * headers to send either way, and a refusal (429 `RATE_LIMITED` with `Retry-After`, or 503
    * while Redis is down under a `closed` policy).
    */
-  async rateLimit(
+  rateLimit(
+    request: HttpRequestView,
+    auth: Authentication,
+    policies: RateLimitSpec,
+  ): Promise<{ headers: Record<string, string>; refusal: HttpRefusal | null }> {
+    return this.chargeRoute(request, auth, policies);
+  }
+
+  /** `rateLimit`, using the charge `admit` started early when it was for this user. */
+  private async chargeRoute(
     request: HttpRequestView,
     auth: Authentication,
     policies: RateLimitSpec,
@@ -358,6 +425,38 @@ export class HttpGuard {
       return [name, by === 'ip' ? byIp : byUser];
     });
     return Object.fromEntries(subjects);
+  }
+
+  /**
+   * The requirements that need the body, once it is parsed: the route's lock first, then its
+   * nonce, so that a request refused for the lock keeps its nonce. Returns the lock taken (to
+   * release once the handler has answered: also when the nonce was then refused) and the first
+   * refusal.
+   */
+  async admitBody(requirements: {
+    readonly lock?: {
+      readonly resource: string;
+      readonly ttl?: Duration;
+      readonly wait?: Duration;
+      readonly maxHold?: Duration;
+    };
+    readonly nonce?: { readonly purpose: string; readonly value: unknown };
+  }): Promise<{ lock: HeldRouteLock | null; refusal: HttpRefusal | null }> {
+    let lock: HeldRouteLock | null = null;
+    if (requirements.lock) {
+      const { resource, ...durations } = requirements.lock;
+      const taken = await this.acquireLock(resource, durations);
+      if (taken.refusal) return { lock: null, refusal: taken.refusal };
+      lock = taken.lock;
+    }
+    if (!requirements.nonce) return { lock, refusal: null };
+    try {
+      return { lock, refusal: await this.consumeNonce(requirements.nonce.purpose, requirements.nonce.value) };
+    } catch (error) {
+      // The handler will not run: the lock goes back now, not when its renewals run out.
+      await lock?.release().catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Spends a single-use nonce for `purpose`: 409 `NONCE_INVALID` when missing, used, expired or foreign. */

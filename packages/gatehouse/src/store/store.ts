@@ -9,7 +9,7 @@
  * (./rate-limit-store.ts), markers (./marker-store.ts) and idempotency records
  * (./idempotency-store.ts); this file adds the connection itself. A new primitive adds its part
  * beside them, an operations file per store (./redis/, ./memory/), and cases in the shared store
- * suite (packages/gatehouse/test/store-suite.ts).
+ * suite (packages/gatehouse/test/contracts/store.ts).
  *
  * Every method either returns its documented result or throws a store error from the catalogue
  * (StoreUnavailableError, StorePermissionError, StoreCommandError).

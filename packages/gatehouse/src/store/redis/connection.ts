@@ -113,6 +113,11 @@ export class RedisConnection {
     }
   }
 
+  /** Calls waiting on Redis, and how many of them are past their deadline. */
+  pendingCalls(): { readonly inFlight: number; readonly overdue: number } {
+    return this.deadlines.pendingCalls();
+  }
+
   /** DEL of keys that share a hash slot, under the deadline. */
   del(keys: string[]): Promise<number> {
     return this.deadlines.run(() => this.driver.del(keys));

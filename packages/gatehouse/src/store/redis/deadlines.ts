@@ -65,6 +65,11 @@ export class CallDeadlines {
     return this.overdueCalls;
   }
 
+  /** Calls waiting on Redis, and how many of them are past their deadline. */
+  pendingCalls(): { readonly inFlight: number; readonly overdue: number } {
+    return { inFlight: this.inFlight.size, overdue: this.overdueCalls };
+  }
+
   /** Refuses every call from now on, and the calls held back by a stall. */
   close(): void {
     this.closed = true;

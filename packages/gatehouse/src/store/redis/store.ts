@@ -79,6 +79,14 @@ export class RedisStore implements Store {
     return this.connection.health();
   }
 
+  /**
+   * Calls waiting on Redis, and how many of them are past their deadline: bounded while Redis
+   * stalls (see ./deadlines.ts), for monitoring and for the fault tests.
+   */
+  pendingCalls(): { readonly inFlight: number; readonly overdue: number } {
+    return this.connection.pendingCalls();
+  }
+
   close(): Promise<void> {
     return this.connection.close();
   }
