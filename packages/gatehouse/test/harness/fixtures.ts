@@ -2,8 +2,8 @@
 import { MemoryStore } from '../../src/store/memory/store.js';
 import { RedisStore } from '../../src/store/redis/store.js';
 import type { RedisConnectionOptions } from '../../src/store/options.js';
-import type { SessionFixture } from '../sessions-suite.js';
-import type { StoreFixture } from '../store-suite.js';
+import type { SessionFixture } from '../contracts/sessions.js';
+import type { StoreFixture } from '../contracts/store.js';
 import { dumpKeys, redisInspector, uniquePrefix, type AdminClient } from './topologies.js';
 
 /** The sessions (and security) suites' fixture on a fresh memory store. */
