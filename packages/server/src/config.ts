@@ -1,40 +1,52 @@
 /**
- * The server's configuration: every environment variable of packages/server/README.md read once
- * into a typed, frozen object: the only place gatehouse reads the environment. Every problem is collected and
- * reported together in one `ConfigError` naming the variable, the value (redacted for secrets)
- * and what was expected, so nothing starts half-configured.
+ * The server's configuration: every environment variable of docs/configuration.md read once into
+ * a typed, frozen object: the only place gatehouse reads the environment. Every problem is
+ * collected and reported together in one `ConfigError` naming the variable, the value (redacted
+ * for secrets) and what was expected, so nothing starts half-configured.
  *
- * An empty variable counts as unset (deployment tools often export empty strings).
+ * Every variable is named in this file, so one search finds what reads it. Its parts: the shape
+ * of the result (packages/server/src/config/types.ts), reading and parsing one variable
+ * (packages/server/src/config/env-reader.ts), and the guard rails of NODE_ENV=production
+ * (packages/server/src/config/production-guards.ts).
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
 import {
   ConfigError,
   decodeSecretKey,
-  DURATION_EXPECTED,
   isValidKeyPrefix,
   KEY_PREFIX_EXPECTED,
   MAX_REDIS_TIMEOUT_MS,
-  parseDurationMs,
   parseRateLimitPolicy,
   parseRedisUrl,
   RATE_LIMIT_POLICY_EXPECTED,
   SECRET_KEY_MIN_BYTES,
-  type ConfigProblem,
   type HostPort,
   type RateLimitPolicy,
   type RedisConnectionOptions,
   type RedisTlsOptions,
 } from 'gatehouse';
 
-import { isLoopbackHost, parseHostPort, redisHosts } from './redis-address.js';
+import { parseBoolean, parseHttpUrl, parseOrigin, Reader, type Env } from './config/env-reader.js';
+import { checkProductionGuards } from './config/production-guards.js';
+import {
+  LOG_LEVELS,
+  RATE_LIMIT_POLICY_NAMES,
+  type Config,
+  type RateLimitPolicyName,
+  type StoreConfig,
+} from './config/types.js';
+import { parseHostPort, redisHosts } from './redis-address.js';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-export const RATE_LIMIT_POLICY_NAMES = ['auth', 'api', 'pdf', 'public'] as const;
-export type RateLimitPolicyName = (typeof RATE_LIMIT_POLICY_NAMES)[number];
+export { redactUrl } from './config/env-reader.js';
+export {
+  LOG_LEVELS,
+  RATE_LIMIT_POLICY_NAMES,
+  type Config,
+  type LogLevel,
+  type RateLimitPolicyName,
+  type StoreConfig,
+} from './config/types.js';
 
 const DEFAULT_RATE_LIMITS: Record<RateLimitPolicyName, string> = {
   auth: '5/1m+2',
@@ -42,193 +54,6 @@ const DEFAULT_RATE_LIMITS: Record<RateLimitPolicyName, string> = {
   pdf: '10/1m+2',
   public: '30/1m+10',
 };
-
-/** Where gatehouse keeps its state: Redis, or the single-process memory store. */
-export type StoreConfig =
-  | {
-      readonly kind: 'memory';
-      /** True when `REDIS_ENABLED=false` was set; false when Redis was simply not configured. */
-      readonly explicit: boolean;
-    }
-  | {
-      readonly kind: 'redis';
-      readonly connection: RedisConnectionOptions;
-    };
-
-export interface Config {
-  readonly nodeEnv: string;
-  readonly production: boolean;
-  readonly host: string;
-  readonly port: number;
-  readonly store: StoreConfig;
-  /** First part of every Redis key and channel (`REDIS_KEY_PREFIX`, default `gh`). */
-  readonly keyPrefix: string;
-  /** `postgres://` URL, or undefined for embedded PGlite in `dataDir`. */
-  readonly databaseUrl: string | undefined;
-  readonly dataDir: string;
-  readonly sessions: {
-    readonly idleTimeoutMs: number;
-    readonly absoluteTimeoutMs: number;
-    readonly maxPerUser: number;
-    readonly durable: boolean;
-  };
-  readonly cookieSecure: boolean;
-  /** Extra origins allowed for unsafe requests, besides the service's own. */
-  readonly trustedOrigins: readonly string[];
-  readonly gotenbergUrl: string | undefined;
-  /** Decoded keys, newest first; undefined in development means "generate into dataDir". */
-  readonly secretKeys: readonly Buffer[] | undefined;
-  /** Number of trusted proxies in front of the service; 0 means use the socket address. */
-  readonly trustProxy: number;
-  /** Lower-cased. */
-  readonly adminEmails: readonly string[];
-  readonly logLevel: LogLevel;
-  readonly rateLimits: Readonly<Record<RateLimitPolicyName, RateLimitPolicy>>;
-  /** Instances sharing one Redis: each admits its share of a limit while Redis is down. */
-  readonly expectedInstances: number;
-}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-const SECRET_VARIABLES = new Set(['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'SECRET_KEYS']);
-const URL_VARIABLES = new Set(['REDIS_URL', 'DATABASE_URL']);
-
-/**
- * A URL with everything between `://` and the last `@` replaced, by text and not by parsing: a
- * password with an unencoded `/`, `#` or `?` would otherwise spill into the path a parser sees.
- */
-export function redactUrl(text: string): string {
-  const start = text.indexOf('://');
-  const at = text.lastIndexOf('@');
-  if (start === -1 || at < start) return text;
-  return `${text.slice(0, start + 3)}***${text.slice(at)}`;
-}
-
-/** A value as it may appear in an error message: quoted, shortened, and never a secret. */
-function printable(variable: string, value: string): string {
-  if (SECRET_VARIABLES.has(variable)) return `(redacted, ${String(value.length)} characters)`;
-  const shown = URL_VARIABLES.has(variable) ? redactUrl(value) : value;
-  const short = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
-  return JSON.stringify(short);
-}
-
-class Reader {
-  readonly problems: ConfigProblem[] = [];
-
-  constructor(private readonly env: Env) {}
-
-  raw(variable: string): string | undefined {
-    const value = this.env[variable];
-    return value === undefined || value.trim() === '' ? undefined : value.trim();
-  }
-
-  problem(variable: string, value: string | undefined, expected: string): void {
-    this.problems.push({
-      variable,
-      value: value === undefined ? '(unset)' : printable(variable, value),
-      expected,
-    });
-  }
-
-  string(variable: string, fallback: string): string {
-    return this.raw(variable) ?? fallback;
-  }
-
-  parsed<T>(variable: string, fallback: T, parse: (text: string) => T | undefined, expected: string): T {
-    const text = this.raw(variable);
-    if (text === undefined) return fallback;
-    const value = parse(text);
-    if (value === undefined) {
-      this.problem(variable, text, `expected ${expected}`);
-      return fallback;
-    }
-    return value;
-  }
-
-  boolean(variable: string, fallback: boolean): boolean {
-    return this.parsed(variable, fallback, parseBoolean, 'true or false');
-  }
-
-  integer(variable: string, fallback: number, min: number, max: number): number {
-    return this.parsed(
-      variable,
-      fallback,
-      (text) => {
-        if (!/^\d{1,10}$/.test(text)) return undefined;
-        const n = Number(text);
-        return n >= min && n <= max ? n : undefined;
-      },
-      `an integer from ${min} to ${max}`,
-    );
-  }
-
-  duration(variable: string, fallback: string, minMs: number, maxMs = Number.MAX_SAFE_INTEGER): number {
-    const fallbackMs = parseDurationMs(fallback) ?? 0;
-    const range =
-      maxMs === Number.MAX_SAFE_INTEGER
-        ? `at least ${String(minMs)} ms`
-        : `from ${String(minMs)} ms to ${String(maxMs)} ms`;
-    return this.parsed(
-      variable,
-      fallbackMs,
-      (text) => {
-        const ms = parseDurationMs(text);
-        return ms !== undefined && ms >= minMs && ms <= maxMs ? ms : undefined;
-      },
-      `${DURATION_EXPECTED}, ${range}`,
-    );
-  }
-
-  list(variable: string): string[] {
-    const text = this.raw(variable);
-    if (text === undefined) return [];
-    return text
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item !== '');
-  }
-
-  file(variable: string): string | undefined {
-    const path = this.raw(variable);
-    if (path === undefined) return undefined;
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (error) {
-      const reason = error instanceof Error && 'code' in error ? String(error.code) : 'unreadable';
-      this.problem(variable, path, `expected a readable PEM file (${reason})`);
-      return undefined;
-    }
-  }
-}
-
-function parseBoolean(text: string): boolean | undefined {
-  const lower = text.toLowerCase();
-  if (lower === 'true' || lower === '1') return true;
-  if (lower === 'false' || lower === '0') return false;
-  return undefined;
-}
-
-function parseOrigin(text: string): string | undefined {
-  try {
-    const url = new URL(text);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-    if (url.origin !== text.replace(/\/$/, '')) return undefined;
-    return url.origin;
-  } catch {
-    return undefined;
-  }
-}
-
-function parseHttpUrl(text: string): string | undefined {
-  try {
-    const url = new URL(text);
-    return url.protocol === 'http:' || url.protocol === 'https:'
-      ? url.toString().replace(/\/$/, '')
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function parseHostPortList(reader: Reader, variable: string): HostPort[] {
   const nodes: HostPort[] = [];
@@ -510,7 +335,8 @@ function deepFreeze<T>(value: T): T {
 
 /**
  * Reads the configuration from `env` (default `process.env`). Throws `ConfigError` listing
- * every problem when any value is refused, including the production guards of API.md.
+ * every problem when any value is refused, including the guard rails of NODE_ENV=production
+ * (packages/server/src/config/production-guards.ts).
  */
 export function loadConfig(env: Env = process.env): Config {
   const reader = new Reader(env);
@@ -592,32 +418,11 @@ export function loadConfig(env: Env = process.env): Config {
   const rateLimits = readRateLimits(reader, env);
 
   if (production) {
-    if (secretKeys === undefined) {
-      reader.problem(
-        'SECRET_KEYS',
-        undefined,
-        'required when NODE_ENV=production (every instance must share them)',
-      );
-    }
-    if (store?.kind === 'memory' && !store.explicit) {
-      reader.problem(
-        'REDIS_URL',
-        undefined,
-        'NODE_ENV=production needs Redis (the memory store is single-instance); set REDIS_ENABLED=false to accept that',
-      );
-    }
-    if (store?.kind === 'redis' && store.connection.tls === false) {
-      const remote = redisHosts(store.connection).find((node) => !isLoopbackHost(node.host));
-      if (remote) {
-        const source =
-          REDIS_ADDRESS_VARIABLES.find((variable) => reader.raw(variable) !== undefined) ?? 'REDIS_URL';
-        reader.problem(
-          source,
-          `${remote.host}:${remote.port}`,
-          'NODE_ENV=production refuses plaintext Redis to a non-loopback host: use rediss:// (or REDIS_TLS=true)',
-        );
-      }
-    }
+    checkProductionGuards(reader, {
+      secretKeys,
+      store,
+      redisAddressVariable: REDIS_ADDRESS_VARIABLES.find((variable) => reader.raw(variable) !== undefined),
+    });
   }
 
   if (reader.problems.length > 0 || store === null) throw new ConfigError(reader.problems);

@@ -1,6 +1,6 @@
 /**
  * `gatehouse doctor`: audits the Redis deployment gatehouse is configured for (or the one
- * `--redis-url` names) against the hardening checklist of src/doctor/doctor.ts.
+ * `--redis-url` names) against the hardening checklist of packages/server/src/doctor/checklist.ts.
  *
  * Exit codes: 0 when nothing fails (warnings and checks that need rights do not fail), 1 when
  * any check fails, 2 on a usage or configuration error or when the server cannot be reached.

@@ -1,53 +1,38 @@
 /**
- * The reference service: the healthcare-forms backend of ../API.md, assembled from gatehouse's
- * public API and its Fastify adapter. `createService` builds everything (store, database, routes)
- * and returns the Fastify app unstarted; `serve` in src/cli/main.ts listens and drains on SIGTERM.
+ * The reference service: the healthcare-forms backend whose HTTP contract is docs/http-api.md,
+ * assembled from gatehouse's public API and its Fastify adapter. `createService` builds
+ * everything (store, database, routes) and returns the Fastify app unstarted; `gatehouse serve`
+ * (packages/server/src/cli/serve.ts) listens and drains on SIGTERM.
+ *
+ * What each route works with is the `ServiceContext` (packages/server/src/service/context.ts);
+ * the routes themselves are in packages/server/src/service/routes/.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 
-import {
-  createGatehouse,
-  SqlSessionRepository,
-  StoreUnavailableError,
-  type Gatehouse,
-  type RedisConnectionOptions,
-} from 'gatehouse';
-import { gatehouseFastify, refusalForError } from 'gatehouse/fastify';
+import { createGatehouse, SqlSessionRepository, type RedisConnectionOptions } from 'gatehouse';
+import { gatehouseFastify, refusal, refusalForError } from 'gatehouse/fastify';
 
 import type { Config } from '../config.js';
 import { createServiceLogger, type ServiceLogger } from '../logger.js';
 import { AccessTokens } from './access-tokens.js';
 import { AuditLog } from './audit.js';
+import type { ServiceContext } from './context.js';
 import { migrate, openDatabase, type Database } from './db.js';
 import { LiveEvents } from './events.js';
+import { registerJsonBodyParser } from './json-body.js';
 import { ServiceMetrics } from './metrics.js';
-import { collectOpenApi, type OpenApiCollector } from './openapi.js';
+import { collectOpenApi } from './openapi.js';
 import { PasswordVerifier } from './passwords.js';
-import { createPdfRenderer, type PdfRenderer } from './pdf.js';
-import { registerAuthRoutes, revokeAccessTokens } from './routes/auth.js';
+import { createPdfRenderer } from './pdf.js';
+import { sendHttpRefusal, sendRefusal } from './replies.js';
+import { registerAuthRoutes } from './routes/auth.js';
 import { registerFormRoutes } from './routes/forms.js';
 import { registerOperationsRoutes } from './routes/operations.js';
 import { registerSessionRoutes } from './routes/sessions.js';
-import { sendError } from './schemas.js';
-
-/** Everything a route needs; built once per service. */
-export interface ServiceContext {
-  readonly config: Config;
-  readonly gh: Gatehouse;
-  readonly db: Database;
-  readonly audit: AuditLog;
-  readonly accessTokens: AccessTokens;
-  readonly passwords: PasswordVerifier;
-  readonly pdf: PdfRenderer;
-  readonly metrics: ServiceMetrics;
-  readonly events: LiveEvents;
-  readonly openApi: OpenApiCollector;
-  readonly version: string;
-  readonly startedAtMs: number;
-}
+import { authenticateAccessToken, revokeAccessTokens } from './session-access-tokens.js';
 
 export interface Service {
   readonly app: FastifyInstance;
@@ -103,20 +88,17 @@ export async function createService(config: Config, options: CreateServiceOption
     // Errors Fastify meets before routing (a malformed URL, an over-long parameter) get the
     // envelope, the request id and the security headers too.
     frameworkErrors: (error, request, reply) => {
-      const notFound = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
-      const body = JSON.stringify({
-        success: false,
-        error: notFound
-          ? { code: 'NOT_FOUND', message: 'Not found.' }
-          : { code: 'VALIDATION_ERROR', message: 'The request is malformed.' },
-      });
+      const refused =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? refusal('NOT_FOUND', 'Not found.')
+          : refusal('VALIDATION_ERROR', 'The request is malformed.');
       reply.raw
-        .writeHead(notFound ? 404 : 400, {
+        .writeHead(refused.status, {
           ...securityHeaders,
           'content-type': 'application/json; charset=utf-8',
           'x-request-id': request.id,
         })
-        .end(body);
+        .end(JSON.stringify(refused.body));
     },
     // So do requests Node's HTTP parser refuses (bytes that are not HTTP, headers over 16 KiB):
     // Fastify's default answer to them is a JSON of its own without either.
@@ -128,7 +110,7 @@ export async function createService(config: Config, options: CreateServiceOption
           : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? 'The request did not arrive in time.'
             : 'The request is malformed.';
-      const body = JSON.stringify({ success: false, error: { code: 'VALIDATION_ERROR', message } });
+      const body = JSON.stringify(refusal('VALIDATION_ERROR', message).body);
       const head = Object.entries({
         ...securityHeaders,
         'Content-Type': 'application/json; charset=utf-8',
@@ -240,37 +222,7 @@ export async function createService(config: Config, options: CreateServiceOption
   };
   metrics.watch(context);
 
-  app.addContentTypeParser(
-    'application/json',
-    { parseAs: 'string' },
-    (() => {
-      const parseJson = app.getDefaultJsonParser('error', 'error');
-      // A body-less POST that still says application/json is a body-less POST.
-      return (
-        request: FastifyRequest,
-        body: string | Buffer,
-        done: (error: Error | null, value?: unknown) => void,
-      ) => {
-        if (body === '' || body.length === 0) {
-          done(null, undefined);
-          return;
-        }
-        void parseJson(request, body as string, (error: Error | null, value?: unknown) => {
-          if (error) {
-            done(error);
-            return;
-          }
-          // Refused here, as bad input, before any route spends a nonce or writes anything.
-          const problem = bodyProblem(value);
-          if (problem !== null) {
-            done(Object.assign(new Error(problem), { statusCode: 400 }));
-            return;
-          }
-          done(null, value);
-        });
-      };
-    })(),
-  );
+  registerJsonBodyParser(app);
 
   // Node answers an `Expect` other than 100-continue with a bare 417 unless told otherwise:
   // the request is served as if it had none (RFC 9110 allows either).
@@ -284,7 +236,7 @@ export async function createService(config: Config, options: CreateServiceOption
     void reply.header('X-Request-Id', request.id);
     // HTTP/1.1 requires Host (RFC 9112, 3.2), and the CSRF checks compare Origin with it.
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
-      sendError(reply, 400, 'VALIDATION_ERROR', 'The Host header is required.');
+      sendRefusal(reply, 'VALIDATION_ERROR', 'The Host header is required.');
       return;
     }
     done();
@@ -324,15 +276,15 @@ export async function createService(config: Config, options: CreateServiceOption
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) {
-      sendError(reply, 400, 'VALIDATION_ERROR', validationMessage(error));
+      sendRefusal(reply, 'VALIDATION_ERROR', validationMessage(error));
       return;
     }
     const refused = refusalForError(error);
     if (refused.status >= 500) request.log.error({ err: error }, 'request failed');
-    void reply.code(refused.status).headers(refused.headers).send(refused.body);
+    void sendHttpRefusal(reply, refused);
   });
   app.setNotFoundHandler((_request, reply) => {
-    sendError(reply, 404, 'NOT_FOUND', 'Not found.');
+    sendRefusal(reply, 'NOT_FOUND', 'Not found.');
   });
 
   registerAuthRoutes(app, context);
@@ -359,44 +311,6 @@ export async function createService(config: Config, options: CreateServiceOption
   return { app, context, close };
 }
 
-// eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const UNSTORABLE_MESSAGE = 'strings must be valid Unicode without NUL characters';
-
-/** Bodies nested deeper than this are refused: no form or API body comes close. */
-export const MAX_BODY_DEPTH = 64;
-
-/**
- * What makes a parsed JSON body unfit to handle, or null: nesting deeper than MAX_BODY_DEPTH (a
- * deep body would overflow the stack of whatever walks it later), or a string or key holding NUL
- * or a lone surrogate, which PostgreSQL cannot store. A loop over a stack of its own, so any
- * depth gets an answer.
- */
-export function bodyProblem(value: unknown): string | null {
-  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
-  while (pending.length > 0) {
-    const next = pending.pop();
-    if (next === undefined) break;
-    if (typeof next.value === 'string') {
-      if (UNSTORABLE.test(next.value)) return UNSTORABLE_MESSAGE;
-      continue;
-    }
-    if (next.value === null || typeof next.value !== 'object') continue;
-    const depth = next.depth + 1;
-    if (depth > MAX_BODY_DEPTH) return `the body is nested deeper than ${String(MAX_BODY_DEPTH)} levels`;
-    if (Array.isArray(next.value)) {
-      // One at a time: spreading a long array into push() would overflow the stack too.
-      for (const item of next.value as unknown[]) pending.push({ value: item, depth });
-    } else {
-      for (const [key, inner] of Object.entries(next.value)) {
-        if (UNSTORABLE.test(key)) return UNSTORABLE_MESSAGE;
-        pending.push({ value: inner, depth });
-      }
-    }
-  }
-  return null;
-}
-
 function originHost(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
   return host.includes(':') ? `[${host}]` : host;
@@ -405,31 +319,4 @@ function originHost(host: string): string {
 function validationMessage(error: FastifyError): string {
   const text = error.message.replace(/\s+/g, ' ').slice(0, 200);
   return text === '' ? 'The request is malformed.' : text;
-}
-
-/**
- * Access tokens as bearers: a signed, unexpired, unrevoked token whose session is still live
- * (validating the session also counts the use as its activity). Undefined for bearers that are
- * not JWTs, which are then tried as session tokens.
- */
-async function authenticateAccessToken(context: ServiceContext, token: string) {
-  if (!AccessTokens.looksLikeJwt(token)) return undefined;
-  const claims = await context.accessTokens.verify(token);
-  if (!claims) return { session: null, reason: null };
-  // The session first: it is what makes a token live, and it validates from SQL in durable mode
-  // while Redis is down.
-  const result = await context.gh.sessions.validateHandle(claims.sid);
-  if (!result.session) return result;
-  if (result.session.userId !== claims.sub) return { session: null, reason: null };
-  try {
-    const revoked = await Promise.all([
-      context.gh.revocations.isRevoked(claims.jti),
-      context.gh.revocations.isRevoked(`sid:${claims.sid}`),
-    ]);
-    if (revoked.some(Boolean)) return { session: null, reason: null };
-  } catch (error) {
-    // Redis is down: the live session (from SQL, with its tombstones) decides alone.
-    if (!(error instanceof StoreUnavailableError)) throw error;
-  }
-  return result;
 }

@@ -10,7 +10,9 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 
 import type { Gatehouse, Session, SessionEndedEvent } from 'gatehouse';
-import { requireSession } from './routes/auth.js';
+
+import { sendRefusal } from './replies.js';
+import { requireSession } from './require-session.js';
 
 export type EndedReason = 'signout' | 'terminated' | 'limit' | 'timeout';
 
@@ -30,7 +32,7 @@ const RETRY_MS = 1000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Open streams one session may have on one instance (tabs of one browser share a session). */
 const MAX_STREAMS_PER_SESSION = 8;
-/** A refused stream may try again this much later (API.md: every 429 says when). */
+/** A refused stream may try again this much later (every 429 says when: docs/http-api.md). */
 const STREAM_RETRY_AFTER_SECONDS = 5;
 
 /** The API's word for why a session ended. */
@@ -95,13 +97,9 @@ export class LiveEvents {
       (request, reply) => {
         const session = requireSession(request);
         if ((this.streams.get(session.handle)?.size ?? 0) >= MAX_STREAMS_PER_SESSION) {
-          return reply
-            .code(429)
-            .header('Retry-After', String(STREAM_RETRY_AFTER_SECONDS))
-            .send({
-              success: false,
-              error: { code: 'RATE_LIMITED', message: 'Too many open event streams for this session.' },
-            });
+          return sendRefusal(reply, 'RATE_LIMITED', 'Too many open event streams for this session.', {
+            'Retry-After': String(STREAM_RETRY_AFTER_SECONDS),
+          });
         }
         void reply.hijack();
         const response = reply.raw;

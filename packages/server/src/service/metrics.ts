@@ -8,7 +8,19 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-import type { ServiceContext } from './app.js';
+import type { Gatehouse } from 'gatehouse';
+
+import type { Config } from '../config.js';
+
+/**
+ * What the gauges and the degraded flag read, given once the service is built (its
+ * `ServiceContext`, packages/server/src/service/context.ts, has all of it).
+ */
+export interface MetricsSources {
+  readonly config: Pick<Config, 'store'>;
+  readonly gh: Pick<Gatehouse, 'health' | 'rateLimits' | 'store'>;
+  readonly events: { readonly size: number };
+}
 
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -52,22 +64,22 @@ export class ServiceMetrics {
     help: 'Requests answered 503 because Redis (or another dependency) did not answer',
     registers: [this.registry],
   });
-  private context: ServiceContext | undefined;
+  private sources: MetricsSources | undefined;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
 
   /** Gauges read at scrape time: Redis latency, degraded flag, live event streams. */
-  watch(context: ServiceContext): void {
-    this.context = context;
+  watch(sources: MetricsSources): void {
+    this.sources = sources;
     const isDegraded = () => this.isDegraded();
     new Gauge({
       name: 'gatehouse_redis_latency_seconds',
       help: 'Round trip of a Redis PING at scrape time (-1 when Redis did not answer)',
       registers: [this.registry],
       async collect() {
-        const health = await context.gh.health();
+        const health = await sources.gh.health();
         this.set(health.latencyMs === null ? -1 : health.latencyMs / 1000);
       },
     });
@@ -84,17 +96,17 @@ export class ServiceMetrics {
       help: 'Open server-sent event streams on this instance',
       registers: [this.registry],
       collect() {
-        this.set(context.events.size);
+        this.set(sources.events.size);
       },
     });
   }
 
   isDegraded(): boolean {
-    const context = this.context;
-    if (!context) return false;
-    if (context.gh.rateLimits.degraded) return true;
-    if (context.config.store.kind === 'memory') return false;
-    return !context.gh.store.isReady();
+    const sources = this.sources;
+    if (!sources) return false;
+    if (sources.gh.rateLimits.degraded) return true;
+    if (sources.config.store.kind === 'memory') return false;
+    return !sources.gh.store.isReady();
   }
 
   observeRequest(request: FastifyRequest, reply: FastifyReply): void {

@@ -1,24 +1,9 @@
 /**
- * JSON schemas shared by the routes (they validate requests and feed /openapi.json), and the
- * envelope helpers of API.md.
+ * JSON schemas shared by the routes (they validate requests and feed /openapi.json), and a
+ * session as the API shows it (docs/http-api.md). The envelopes themselves are built by
+ * packages/server/src/service/replies.ts.
  */
-import type { FastifyReply } from 'fastify';
-
-import type { HttpErrorCode } from 'gatehouse/fastify';
 import type { Session } from 'gatehouse';
-
-export function sendError(
-  reply: FastifyReply,
-  status: number,
-  code: HttpErrorCode,
-  message: string,
-): FastifyReply {
-  return reply.code(status).send({ success: false, error: { code, message } });
-}
-
-export function ok<T>(data: T): { success: true; data: T } {
-  return { success: true, data };
-}
 
 /** Ids the service makes are UUIDs; anything else is a 404 without a database round trip. */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

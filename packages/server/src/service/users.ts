@@ -52,7 +52,7 @@ export async function findUserById(db: SqlQueryable, id: string): Promise<User |
   return row ? toUser(row) : null;
 }
 
-/** A user as API.md shows one: no password hash. */
+/** A user as the API shows one (docs/http-api.md): no password hash. */
 export type PresentedUser = ReturnType<typeof presentUser>;
 
 /**
@@ -105,7 +105,7 @@ export async function organizationExists(db: SqlQueryable, id: string): Promise<
   return rows.length === 1;
 }
 
-/** `{id, email, organizationId, roles}`, as API.md shows a user. */
+/** `{id, email, organizationId, roles}`, as the API shows a user (docs/http-api.md). */
 export function presentUser(user: User): {
   id: string;
   email: string;

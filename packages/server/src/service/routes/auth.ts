@@ -1,6 +1,6 @@
 /**
  * Sign-up, sign-in, sign-out, the current user, CSRF tokens, access tokens and the JWKS, and
- * organization invites (API.md "Authentication").
+ * organization invites (docs/http-api.md, "Accounts and sign-in" and "Organizations").
  */
 import { randomUUID } from 'node:crypto';
 
@@ -8,19 +8,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import { nodeRequestView } from 'gatehouse/fastify';
 
-import { StoreUnavailableError, type Session } from 'gatehouse';
-import type { ServiceContext } from '../app.js';
+import type { ServiceContext } from '../context.js';
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
-import {
-  envelope,
-  errorResponse,
-  noContent,
-  ok,
-  presentSession,
-  sendError,
-  sessionSchema,
-  userSchema,
-} from '../schemas.js';
+import { ok, sendRefusal } from '../replies.js';
+import { requireSession } from '../require-session.js';
+import { envelope, errorResponse, noContent, presentSession, sessionSchema, userSchema } from '../schemas.js';
+import { revokeAccessTokens } from '../session-access-tokens.js';
 import {
   findUserByEmail,
   insertOrganization,
@@ -114,10 +107,10 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
     },
     async (request, reply) => {
       if (crossSiteSignIn(context, request))
-        return sendError(reply, 403, 'CSRF_INVALID', 'Sign up from the service itself.');
+        return sendRefusal(reply, 'CSRF_INVALID', 'Sign up from the service itself.');
       const body = request.body as { email: string; password: string; inviteCode?: string };
       const email = normalizeEmail(body.email);
-      if (!email) return sendError(reply, 400, 'VALIDATION_ERROR', 'body/email must be an email address');
+      if (!email) return sendRefusal(reply, 'VALIDATION_ERROR', 'body/email must be an email address');
       // Everything that can refuse the sign-up comes before the invite is spent.
       if (await findUserByEmail(db, email)) {
         audit.record({
@@ -126,7 +119,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
           requestId: request.id,
           details: { reason: 'email-taken' },
         });
-        return sendError(reply, 409, 'CONFLICT', 'An account with this email exists.');
+        return sendRefusal(reply, 'CONFLICT', 'An account with this email exists.');
       }
       const passwordHash = await hashPassword(body.password);
       const invite = body.inviteCode === undefined ? undefined : parseInviteCode(body.inviteCode);
@@ -137,7 +130,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
           requestId: request.id,
           details: { reason: 'invalid' },
         });
-        return sendError(reply, 409, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
+        return sendRefusal(reply, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
       }
       const organizationId = invite ? invite.organizationId : randomUUID();
       const roles = config.adminEmails.includes(email) ? ['member', 'admin'] : ['member'];
@@ -166,8 +159,8 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
           details: { reason: outcome.reason },
         });
         return outcome.reason === 'email-taken'
-          ? sendError(reply, 409, 'CONFLICT', 'An account with this email exists.')
-          : sendError(reply, 409, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
+          ? sendRefusal(reply, 'CONFLICT', 'An account with this email exists.')
+          : sendRefusal(reply, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
       }
       audit.record({
         type: 'user.signup',
@@ -206,7 +199,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
     },
     async (request, reply) => {
       if (crossSiteSignIn(context, request))
-        return sendError(reply, 403, 'CSRF_INVALID', 'Sign in from the service itself.');
+        return sendRefusal(reply, 'CSRF_INVALID', 'Sign in from the service itself.');
       const body = request.body as { email: string; password: string };
       const email = normalizeEmail(body.email);
       const user = email ? await findUserByEmail(db, email) : null;
@@ -221,7 +214,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
           details: { reason: user ? 'wrong-password' : 'unknown-email' },
         });
         context.metrics.signinFailures.inc();
-        return sendError(reply, 401, 'UNAUTHENTICATED', 'The email or password is wrong.');
+        return sendRefusal(reply, 'UNAUTHENTICATED', 'The email or password is wrong.');
       }
       // A session the request already carries ends here: no token outlives a sign-in (fixation).
       const previous = request.session;
@@ -272,7 +265,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
     async (request, reply) => {
       const auth = request.gatehouseAuth;
       const session = request.session;
-      if (!auth || !session) return sendError(reply, 401, 'UNAUTHENTICATED', 'Sign in first.');
+      if (!auth || !session) return sendRefusal(reply, 'UNAUTHENTICATED', 'Sign in first.');
       const headers = await app.gatehouse.signOut(auth);
       await revokeAccessTokens(context, session);
       audit.record({
@@ -318,7 +311,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
     async (request, reply) => {
       const session = requireSession(request);
       const user = await users.find(session.userId);
-      if (!user) return sendError(reply, 401, 'UNAUTHENTICATED', 'The account no longer exists.');
+      if (!user) return sendRefusal(reply, 'UNAUTHENTICATED', 'The account no longer exists.');
       return ok({ user, session: presentSession(session, session.handle) });
     },
   );
@@ -340,7 +333,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
     async (request, reply) => {
       const session = requireSession(request);
       if (request.gatehouseAuth?.via === 'access-token') {
-        return sendError(reply, 403, 'FORBIDDEN', 'An access token cannot mint another; use the session.');
+        return sendRefusal(reply, 'FORBIDDEN', 'An access token cannot mint another; use the session.');
       }
       const access = await context.accessTokens.issue({ sub: session.userId, sid: session.handle });
       return ok({ accessToken: access.token });
@@ -379,8 +372,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
     async (request, reply) => {
       const session = requireSession(request);
       const organizationId = session.organizationId;
-      if (organizationId === null)
-        return sendError(reply, 403, 'FORBIDDEN', 'You belong to no organization.');
+      if (organizationId === null) return sendRefusal(reply, 'FORBIDDEN', 'You belong to no organization.');
       const { nonce, expiresAtMs } = await gh.nonces.issue(INVITE_PURPOSE(organizationId), {
         ttl: INVITE_TTL_MS,
       });
@@ -398,36 +390,4 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
       );
     },
   );
-}
-
-/** The session of a route that requires one (the plugin has refused the request otherwise). */
-export function requireSession(request: FastifyRequest): Session {
-  if (!request.session) throw new Error('route reached without a session');
-  return request.session;
-}
-
-/**
- * Every access token of the session stops verifying here and on every instance: the service
- * refuses them anyway once the session has ended; the entry tells verifiers that only check the
- * revocation list. It lives as long as an access token can verify (its lifetime, the verifiers'
- * clock tolerance and a margin). Best effort: the session is already ended, so a failure here
- * (Redis down) must not turn a sign-out into an error.
- */
-export async function revokeAccessTokens(
-  context: ServiceContext,
-  session: { readonly handle: string },
-): Promise<void> {
-  try {
-    await context.gh.revocations.revoke(
-      `sid:${session.handle}`,
-      Date.now() + context.accessTokens.ttlMs + 30_000,
-    );
-  } catch (error) {
-    context.audit.record({
-      type: 'token.revoke-failed',
-      outcome: 'failure',
-      sessionHash: context.gh.keyRing.auditHash(session.handle),
-    });
-    if (!(error instanceof StoreUnavailableError)) throw error;
-  }
 }

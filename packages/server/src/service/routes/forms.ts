@@ -1,15 +1,18 @@
 /**
- * The healthcare-forms demo (API.md "Forms"): forms of an organization, the fenced edit lock,
- * public forms with single-use nonces, responses and their PDFs. Form answers (PHI) live in SQL
- * only: Redis sees lock and nonce records keyed by hashes.
+ * The healthcare-forms demo (docs/http-api.md, "Forms and public forms"): forms of an
+ * organization, the fenced edit lock, public forms with single-use nonces, responses and their
+ * PDFs. Form answers (PHI) live in SQL only: Redis sees lock and nonce records keyed by hashes.
  */
 import { randomUUID } from 'node:crypto';
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
 import type { Session } from 'gatehouse';
-import type { ServiceContext } from '../app.js';
+
+import type { ServiceContext } from '../context.js';
 import type { FormField } from '../pdf.js';
+import { ok, sendHttpRefusal, sendRefusal } from '../replies.js';
+import { requireSession } from '../require-session.js';
 import {
   envelope,
   errorResponse,
@@ -17,11 +20,8 @@ import {
   formSchema,
   idParams,
   noContent,
-  ok,
-  sendError,
   UUID,
 } from '../schemas.js';
-import { requireSession } from './auth.js';
 
 /** The edit lock lasts 2 minutes unless renewed. */
 export const FORM_LOCK_TTL_MS = 2 * 60 * 1000;
@@ -142,8 +142,9 @@ function lockToken(headers: Record<string, string | string[] | undefined>): stri
 }
 
 function locked(reply: FastifyReply, retryAfterMs: number): FastifyReply {
-  void reply.header('Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-  return sendError(reply, 409, 'LOCKED', 'Someone else is editing this form; try again later.');
+  return sendRefusal(reply, 'LOCKED', 'Someone else is editing this form; try again later.', {
+    'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+  });
 }
 
 const lockResponse = envelope({
@@ -184,9 +185,9 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
       const session = requireSession(request);
       const body = request.body as { title: string; fields: FormField[] };
       const problem = fieldProblem(body.fields);
-      if (problem) return sendError(reply, 400, 'VALIDATION_ERROR', problem);
+      if (problem) return sendRefusal(reply, 'VALIDATION_ERROR', problem);
       if (session.organizationId === null)
-        return sendError(reply, 403, 'FORBIDDEN', 'You belong to no organization.');
+        return sendRefusal(reply, 'FORBIDDEN', 'You belong to no organization.');
       const form: Form = {
         id: randomUUID(),
         organizationId: session.organizationId,
@@ -225,7 +226,7 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
     },
     async (request, reply) => {
       const form = await memberForm(context, requireSession(request), (request.params as { id: string }).id);
-      if (!form) return sendError(reply, 404, 'NOT_FOUND', 'No such form.');
+      if (!form) return sendRefusal(reply, 'NOT_FOUND', 'No such form.');
       return ok({ form: present(form) });
     },
   );
@@ -245,7 +246,7 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
     async (request, reply) => {
       const session = requireSession(request);
       const form = await memberForm(context, session, (request.params as { id: string }).id);
-      if (!form) return sendError(reply, 404, 'NOT_FOUND', 'No such form.');
+      if (!form) return sendRefusal(reply, 'NOT_FOUND', 'No such form.');
       const resource = `form:${form.id}`;
       const presented = lockToken(request.headers);
       if (presented !== undefined) {
@@ -311,10 +312,10 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
     async (request, reply) => {
       const session = requireSession(request);
       const form = await memberForm(context, session, (request.params as { id: string }).id);
-      if (!form) return sendError(reply, 404, 'NOT_FOUND', 'No such form.');
+      if (!form) return sendRefusal(reply, 'NOT_FOUND', 'No such form.');
       const body = request.body as { title: string; fields: FormField[] };
       const problem = fieldProblem(body.fields);
-      if (problem) return sendError(reply, 400, 'VALIDATION_ERROR', problem);
+      if (problem) return sendRefusal(reply, 'VALIDATION_ERROR', problem);
       const presented = lockToken(request.headers);
       const resource = `form:${form.id}`;
       // Holding the lock now is checked (and renewed) in Redis; the write itself is fenced in
@@ -369,10 +370,10 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
     async (request, reply) => {
       const session = requireSession(request);
       const form = await memberForm(context, session, (request.params as { id: string }).id);
-      if (!form) return sendError(reply, 404, 'NOT_FOUND', 'No such form.');
+      if (!form) return sendRefusal(reply, 'NOT_FOUND', 'No such form.');
       const presented = lockToken(request.headers);
       if (presented === undefined)
-        return sendError(reply, 400, 'VALIDATION_ERROR', 'headers/x-lock-token is required');
+        return sendRefusal(reply, 'VALIDATION_ERROR', 'headers/x-lock-token is required');
       const resource = `form:${form.id}`;
       if (await gh.locks.release(resource, presented)) return reply.code(204).send();
       // Not released: either someone else holds it (409), or it is free already (done).
@@ -399,7 +400,7 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
     },
     async (request, reply) => {
       const form = await findForm(context, (request.params as { id: string }).id);
-      if (!form) return sendError(reply, 404, 'NOT_FOUND', 'No such form.');
+      if (!form) return sendRefusal(reply, 'NOT_FOUND', 'No such form.');
       const { nonce } = await gh.nonces.issue(`form:${form.id}`, { ttl: PUBLIC_NONCE_TTL_MS });
       return ok({ form: present(form), nonce });
     },
@@ -434,15 +435,14 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
     },
     async (request, reply) => {
       const form = await findForm(context, (request.params as { id: string }).id);
-      if (!form) return sendError(reply, 404, 'NOT_FOUND', 'No such form.');
+      if (!form) return sendRefusal(reply, 'NOT_FOUND', 'No such form.');
       const body = request.body as { nonce?: string; answers: Record<string, unknown> };
       const problem = answerProblem(form.fields, body.answers);
-      if (problem) return sendError(reply, 400, 'VALIDATION_ERROR', problem);
+      if (problem) return sendRefusal(reply, 'VALIDATION_ERROR', problem);
       const used = await gh.nonces.consume(`form:${form.id}`, body.nonce);
       if (!used.ok) {
-        return sendError(
+        return sendRefusal(
           reply,
-          409,
           'NONCE_INVALID',
           'The form token is missing, used, expired or not for this form.',
         );
@@ -471,7 +471,7 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
     async (request, reply) => {
       const session = requireSession(request);
       const id = (request.params as { id: string }).id;
-      if (!UUID.test(id)) return sendError(reply, 404, 'NOT_FOUND', 'No such response.');
+      if (!UUID.test(id)) return sendRefusal(reply, 'NOT_FOUND', 'No such response.');
       const { rows } = await db.query(
         `SELECT r.id, r.answers, r.created_at, f.title, f.fields
          FROM form_responses r JOIN forms f ON f.id = r.form_id
@@ -487,15 +487,10 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
             fields: FormField[];
           }
         | undefined;
-      if (!row) return sendError(reply, 404, 'NOT_FOUND', 'No such response.');
+      if (!row) return sendRefusal(reply, 'NOT_FOUND', 'No such response.');
       // Checked after the organization: no one outside it can hold (or probe) this lock.
       const taken = await app.gatehouse.acquireLock(`pdf:${id}`, { ttl: PDF_LOCK_TTL_MS });
-      if (!taken.lock) {
-        return reply
-          .code(taken.refusal.status as 409)
-          .headers(taken.refusal.headers)
-          .send(taken.refusal.body);
-      }
+      if (!taken.lock) return sendHttpRefusal(reply, taken.refusal);
       let pdf: Uint8Array;
       try {
         pdf = await context.pdf.render(

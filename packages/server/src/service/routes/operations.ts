@@ -1,17 +1,17 @@
 /**
- * Operations routes (API.md "Operations"): /health, /ready, /metrics, /openapi.json and its page,
- * and /admin (the dashboard, src/service/admin.ts). They answer bare, without the envelope; the
- * dashboard's data routes (/admin/api/*) use it.
+ * Operations routes (docs/http-api.md, "Operations"): /health, /ready, /metrics, /openapi.json and
+ * its page, and /admin (the dashboard, packages/server/src/service/routes/admin.ts). They answer
+ * bare, without the envelope; the dashboard's data routes (/admin/api/*) use it.
  */
 import { randomUUID } from 'node:crypto';
 
 import type { FastifyInstance } from 'fastify';
 
-import type { ServiceContext } from '../app.js';
+import type { ServiceContext } from '../context.js';
 import { openApiPage } from '../openapi.js';
 import { redisReport } from '../redis-report.js';
-import { registerAdminRoutes } from '../admin.js';
 import { within } from '../within.js';
+import { registerAdminRoutes } from './admin.js';
 
 /** /ready answers within this, whatever Redis and the database do. */
 const READY_BUDGET_MS = 800;

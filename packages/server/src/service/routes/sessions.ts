@@ -1,18 +1,11 @@
-/** The caller's sessions: list, end one, end all others (API.md "Sessions"). */
+/** The caller's sessions: list, end one, end all others (docs/http-api.md, "Sessions"). */
 import type { FastifyInstance } from 'fastify';
 
-import type { ServiceContext } from '../app.js';
-import {
-  envelope,
-  errorResponse,
-  idParams,
-  noContent,
-  ok,
-  presentSession,
-  sendError,
-  sessionSchema,
-} from '../schemas.js';
-import { requireSession, revokeAccessTokens } from './auth.js';
+import type { ServiceContext } from '../context.js';
+import { ok, sendRefusal } from '../replies.js';
+import { requireSession } from '../require-session.js';
+import { envelope, errorResponse, idParams, noContent, presentSession, sessionSchema } from '../schemas.js';
+import { revokeAccessTokens } from '../session-access-tokens.js';
 
 export function registerSessionRoutes(app: FastifyInstance, context: ServiceContext): void {
   const { gh, audit } = context;
@@ -61,7 +54,7 @@ export function registerSessionRoutes(app: FastifyInstance, context: ServiceCont
       const target = sessions.find((session) => session.handle === id);
       // Someone else's handle, an ended one and a malformed one all look the same: not found.
       if (!target || !(await gh.sessions.revoke(id, { userId: current.userId, cause: 'terminated' }))) {
-        return sendError(reply, 404, 'NOT_FOUND', 'No such session.');
+        return sendRefusal(reply, 'NOT_FOUND', 'No such session.');
       }
       await revokeAccessTokens(context, target);
       audit.record({

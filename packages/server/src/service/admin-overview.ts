@@ -1,8 +1,9 @@
 /**
- * The operations dashboard at /admin (role `admin`, API.md "Operations"): a page under a strict
- * CSP (no inline script or style) whose script polls `/admin/api/overview` every 2 s and draws
- * this instance's counters, Redis health, the degraded flag and the live sessions, with small SVG
- * charts, and ends sessions through `/admin/api/sessions/:handle/terminate`.
+ * The data of the operations dashboard at /admin (docs/http-api.md, "Operations"), as
+ * `/admin/api/overview` answers it: this instance's counters, Redis health, the degraded flag,
+ * the live sessions, and a short history of samples for the charts. The page polls it every 2 s
+ * (packages/server/src/service/admin-page/); its routes are
+ * packages/server/src/service/routes/admin.ts.
  *
  * No PHI and no personal data on it: users appear under a pseudonymous label (the start of their
  * random id), sessions by their public handle; never an email, IP address or user agent.
@@ -11,21 +12,11 @@
  * signed in recently (the newest audit events) or joined recently (the newest accounts), see
  * {@link candidateUsers}; the page says so.
  */
-import type { FastifyInstance } from 'fastify';
-
 import type { Session, StoreHealth } from 'gatehouse';
-import { DASHBOARD_CSS } from './admin-page/style.js';
-import { DASHBOARD_JS } from './admin-page/script.js';
-import type { ServiceContext } from './app.js';
-import { redisReport } from './redis-report.js';
-import { revokeAccessTokens, requireSession } from './routes/auth.js';
-import { envelope, errorResponse, noContent, ok, sendError } from './schemas.js';
-import { within } from './within.js';
 
-/** The page's CSP: scripts, styles and fetches from the service only; nothing inline. */
-export const ADMIN_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+import type { ServiceContext } from './context.js';
+import { redisReport } from './redis-report.js';
+import { within } from './within.js';
 
 /** How many users each source of {@link candidateUsers} contributes at most. */
 export const CANDIDATES_PER_SOURCE = 200;
@@ -41,8 +32,6 @@ const OVERVIEW_REUSE_MS = 1000;
 const LIST_CONCURRENCY = 8;
 /** Redis health answers within this, or counts as down. */
 const HEALTH_BUDGET_MS = 2000;
-
-const SESSION_CAUSE = 'terminated';
 
 /** One point of the charts' history. */
 export interface OverviewSample {
@@ -369,206 +358,7 @@ export async function adminOverview(
   };
 }
 
-/** The page: markup only; dashboard.js fills it in. */
-export function renderAdminPage(): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>gatehouse operations</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/admin/dashboard.css">
-<script src="/admin/dashboard.js" defer></script>
-</head>
-<body>
-<header class="top">
-  <div>
-    <h1>gatehouse operations</h1>
-    <p class="sub">This instance: version <span id="version">–</span>, up <span id="uptime">–</span>.
-      Updated <span id="updated" data-testid="updated">never</span>.</p>
-  </div>
-  <p id="state" class="badge badge-unknown" data-testid="degraded" role="status">loading…</p>
-</header>
-<noscript><p class="banner">The dashboard needs JavaScript. The raw numbers are at <a href="/metrics">/metrics</a>.</p></noscript>
-<p id="banner" class="banner" role="alert" hidden></p>
-<p id="notice" class="banner info" role="status" data-testid="notice" hidden></p>
-<main>
-<section class="grid" aria-label="Counters">
-  <article class="card" aria-labelledby="h-sessions">
-    <h2 id="h-sessions">Active sessions</h2>
-    <p class="big" id="active-sessions" data-testid="active-sessions">–</p>
-    <p class="note" id="active-users" data-testid="active-users">–</p>
-    <svg id="chart-sessions" class="chart" viewBox="0 0 320 90" role="img" aria-label="Active sessions over time"></svg>
-  </article>
-  <article class="card" aria-labelledby="h-signin">
-    <h2 id="h-signin">Sign-in failures</h2>
-    <p class="big" id="signin-failures" data-testid="signin-failures">–</p>
-    <p class="note">Since this instance started.</p>
-    <svg id="chart-signin" class="chart" viewBox="0 0 320 90" role="img" aria-label="Sign-in failures over time"></svg>
-  </article>
-  <article class="card" aria-labelledby="h-ratelimit">
-    <h2 id="h-ratelimit">Rate-limit refusals</h2>
-    <p class="big" id="rate-limit-refusals" data-testid="rate-limit-refusals">–</p>
-    <p class="note">By policy, since this instance started.</p>
-    <svg id="chart-ratelimit" class="chart" viewBox="0 0 320 80" role="img" aria-label="Rate-limit refusals by policy"></svg>
-  </article>
-  <article class="card" aria-labelledby="h-locks">
-    <h2 id="h-locks">Lock conflicts</h2>
-    <p class="big" id="lock-conflicts" data-testid="lock-conflicts">–</p>
-    <p class="note">Since this instance started.</p>
-    <svg id="chart-locks" class="chart" viewBox="0 0 320 90" role="img" aria-label="Lock conflicts over time"></svg>
-  </article>
-  <article class="card" aria-labelledby="h-latency">
-    <h2 id="h-latency">Redis latency</h2>
-    <p class="big" id="redis-latency" data-testid="redis-latency">–</p>
-    <p class="note" id="redis-mode" data-testid="redis-mode">–</p>
-    <svg id="chart-latency" class="chart" viewBox="0 0 320 90" role="img" aria-label="Redis latency over time"></svg>
-  </article>
-  <article class="card" aria-labelledby="h-memory">
-    <h2 id="h-memory">Redis memory and clients</h2>
-    <p class="big" id="redis-memory" data-testid="redis-memory">–</p>
-    <p class="note"><span id="redis-clients" data-testid="redis-clients">–</span></p>
-    <svg id="chart-memory" class="chart" viewBox="0 0 320 90" role="img" aria-label="Redis memory over time"></svg>
-  </article>
-  <article class="card" aria-labelledby="h-degraded">
-    <h2 id="h-degraded">Degraded</h2>
-    <p class="big" id="degraded-flag" data-testid="degraded-flag">–</p>
-    <p class="note" id="degraded-detail">–</p>
-    <svg id="chart-degraded" class="chart" viewBox="0 0 320 90" role="img" aria-label="Degraded flag over time"></svg>
-  </article>
-</section>
-<section class="sessions" aria-labelledby="h-table">
-  <h2 id="h-table">Live sessions</h2>
-  <p class="note">Users appear under a pseudonymous label (the start of their user id), sessions by
-    their public handle: no emails, addresses or other personal data. Counted: users who signed in
-    recently or joined recently; the store keeps no list of every user.</p>
-  <table data-testid="sessions-table">
-    <thead><tr><th scope="col">User</th><th scope="col">Session</th><th scope="col">Created</th>
-      <th scope="col">Last seen</th><th scope="col">Requests</th><th scope="col"><span class="sr">Action</span></th></tr></thead>
-    <tbody id="sessions-body"></tbody>
-  </table>
-  <p class="note" id="sessions-more" hidden></p>
-</section>
-</main>
-<footer><p>Metrics for scraping: <a href="/metrics">/metrics</a>. Health: <a href="/health">/health</a>.
-  API: <a href="/docs">/docs</a>. Counters are this instance's; every instance has its own dashboard.</p></footer>
-</body>
-</html>
-`;
-}
-
-const handleParams = {
-  type: 'object',
-  required: ['handle'],
-  properties: { handle: { type: 'string', minLength: 1, maxLength: 256 } },
-} as const;
-
-const looseObject = { type: 'object', additionalProperties: true } as const;
-
-const overviewSchema = envelope({
-  type: 'object',
-  properties: {
-    generatedAt: { type: 'string', format: 'date-time' },
-    instance: looseObject,
-    redis: looseObject,
-    counters: looseObject,
-    sessions: looseObject,
-    history: { type: 'array', items: looseObject },
-  },
-});
-
-/** GET /admin, its script and style, the overview and session termination. */
-export function registerAdminRoutes(app: FastifyInstance, context: ServiceContext): void {
-  const guard = { gatehouse: { roles: ['admin'], rateLimit: 'api' } };
-  const forbidden = { 401: errorResponse, 403: errorResponse, 429: errorResponse };
-
-  app.get(
-    '/admin',
-    {
-      schema: { summary: 'The operations dashboard (role admin)', tags: ['operations'] },
-      config: guard,
-    },
-    (_request, reply) =>
-      reply
-        .header('Content-Type', 'text/html; charset=utf-8')
-        .header('Cache-Control', 'no-store')
-        .header('Content-Security-Policy', ADMIN_CSP)
-        .send(renderAdminPage()),
-  );
-
-  app.get(
-    '/admin/dashboard.js',
-    {
-      schema: { summary: "The dashboard's script (role admin)", tags: ['operations'] },
-      config: guard,
-    },
-    (_request, reply) =>
-      reply
-        .header('Content-Type', 'text/javascript; charset=utf-8')
-        .header('Cache-Control', 'no-store')
-        .send(DASHBOARD_JS),
-  );
-
-  app.get(
-    '/admin/dashboard.css',
-    {
-      schema: { summary: "The dashboard's style sheet (role admin)", tags: ['operations'] },
-      config: guard,
-    },
-    (_request, reply) =>
-      reply
-        .header('Content-Type', 'text/css; charset=utf-8')
-        .header('Cache-Control', 'no-store')
-        .send(DASHBOARD_CSS),
-  );
-
-  app.get(
-    '/admin/api/overview',
-    {
-      schema: {
-        summary:
-          "The dashboard's data: this instance's counters, Redis health, the degraded flag, live sessions (role admin)",
-        tags: ['operations'],
-        response: { 200: overviewSchema, ...forbidden },
-      },
-      config: guard,
-    },
-    async (request, reply) => {
-      const current = requireSession(request);
-      void reply.header('Cache-Control', 'no-store');
-      return ok(await adminOverview(context, current, request.log));
-    },
-  );
-
-  app.post(
-    '/admin/api/sessions/:handle/terminate',
-    {
-      schema: {
-        summary: "End any user's session by its handle (role admin)",
-        tags: ['operations'],
-        params: handleParams,
-        response: { 204: noContent, 404: errorResponse, ...forbidden },
-      },
-      config: guard,
-    },
-    async (request, reply) => {
-      const admin = requireSession(request);
-      const { handle } = request.params as { handle: string };
-      if (!(await context.gh.sessions.revoke(handle, { cause: SESSION_CAUSE }))) {
-        return sendError(reply, 404, 'NOT_FOUND', 'No such live session.');
-      }
-      await revokeAccessTokens(context, { handle });
-      context.audit.record({
-        type: 'admin.session-terminated',
-        outcome: 'success',
-        userId: admin.userId,
-        sessionHash: context.gh.keyRing.auditHash(handle),
-        requestId: request.id,
-      });
-      // The next overview shows the session gone.
-      stateOf(context).current = undefined;
-      return reply.code(204).send();
-    },
-  );
+/** Forgets the newest overview, so the next one is computed afresh (after a session was ended). */
+export function forgetOverview(context: ServiceContext): void {
+  stateOf(context).current = undefined;
 }
