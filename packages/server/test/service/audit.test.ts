@@ -20,8 +20,8 @@ import {
   type AuditEvent,
   type AuditLogger,
   type AuditRow,
-} from '../src/service/audit.js';
-import { migrate, openDatabase, openMemoryDatabase, type Database } from '../src/service/db.js';
+} from '../../src/service/audit.js';
+import { migrate, openDatabase, openMemoryDatabase, type Database } from '../../src/service/db.js';
 
 /** Where the PostgreSQL tests connect: this machine's server unless TEST_DATABASE_URL says otherwise. */
 const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -13,12 +13,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { PDFDocument } from 'pdf-lib';
 
-import { AuditLog } from '../src/service/audit.js';
-import { openDatabase } from '../src/service/db.js';
-import { startStandalone, uniquePrefix, type Standalone } from '../../gatehouse/test/harness/topologies.js';
-import { Client, freshEmail, readEvents } from './service/client.js';
-import { spawnService, type ServiceProcess } from './service/process.js';
-import { createTestDatabase } from './service/start.js';
+import { AuditLog } from '../../src/service/audit.js';
+import { openDatabase } from '../../src/service/db.js';
+import {
+  startStandalone,
+  uniquePrefix,
+  type Standalone,
+} from '../../../gatehouse/test/harness/topologies.js';
+import { Client, freshEmail, readEvents } from '../helpers/client.js';
+import { spawnService, type ServiceProcess } from '../helpers/service-process.js';
+import { createTestDatabase } from '../helpers/start-service.js';
 
 const PASSWORD = 'correct horse battery staple';
 

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { MIGRATIONS, migrate, openDatabase } from '../src/service/db.js';
-import { createTestDatabase } from './service/start.js';
+import { MIGRATIONS, migrate, openDatabase } from '../../src/service/db.js';
+import { createTestDatabase } from '../helpers/start-service.js';
 
 describe('migrate on PostgreSQL', { timeout: 120_000 }, () => {
   it('lets instances starting together migrate a fresh database: each step applied once, no error', async () => {

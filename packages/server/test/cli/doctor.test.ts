@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
-import { doctorCommand } from '../src/cli/doctor.js';
-import { AUDITOR_ACL_LINE, runDoctor, type DoctorCheck, type DoctorReport } from '../src/doctor/doctor.js';
-import { aclRule } from '../../gatehouse/src/store/acl.js';
-import { freePort, RedisServer } from '../../gatehouse/test/harness/redis-server.js';
-import { generatePki, type TestPki } from '../../gatehouse/test/harness/tls.js';
+import { doctorCommand } from '../../src/cli/doctor.js';
+import { AUDITOR_ACL_LINE, runDoctor, type DoctorCheck, type DoctorReport } from '../../src/doctor/doctor.js';
+import { aclRule } from '../../../gatehouse/src/store/acl.js';
+import { freePort, RedisServer } from '../../../gatehouse/test/harness/redis-server.js';
+import { generatePki, type TestPki } from '../../../gatehouse/test/harness/tls.js';
 import {
   ACL_APP,
   adminClient,
@@ -23,7 +23,7 @@ import {
   type Cluster,
   type SentinelSet,
   type Standalone,
-} from '../../gatehouse/test/harness/topologies.js';
+} from '../../../gatehouse/test/harness/topologies.js';
 
 interface Run {
   readonly code: number;

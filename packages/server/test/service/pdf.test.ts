@@ -14,7 +14,7 @@ import {
   renderResponseHtml,
   type FormField,
   type PdfInput,
-} from '../src/service/pdf.js';
+} from '../../src/service/pdf.js';
 
 const FIELDS: readonly FormField[] = [
   { name: 'name', label: 'Full name', type: 'text' },

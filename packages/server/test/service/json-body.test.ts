@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { bodyProblem, MAX_BODY_DEPTH } from '../src/service/app.js';
+import { bodyProblem, MAX_BODY_DEPTH } from '../../src/service/json-body.js';
 
 /** `inner` inside `depth` arrays, parsed from JSON text as a request body would be. */
 function nested(depth: number, inner: string): unknown {

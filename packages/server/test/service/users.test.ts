@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
 
 import type { SqlQueryable } from 'gatehouse';
-import { UserCache } from '../src/service/users.js';
+import { UserCache } from '../../src/service/users.js';
 
 /** A database with the given user ids, counting the queries it answers. */
 function fakeDatabase(ids: string[]): SqlQueryable & { queries: number } {

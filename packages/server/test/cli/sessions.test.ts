@@ -11,16 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { sessionsCommand } from '../src/cli/sessions.js';
+import { sessionsCommand } from '../../src/cli/sessions.js';
 import { createGatehouse, type Gatehouse } from 'gatehouse';
 import { SqlSessionRepository, type SessionEndedEvent } from 'gatehouse';
-import { migrate, openDatabase } from '../src/service/db.js';
+import { migrate, openDatabase } from '../../src/service/db.js';
 import {
   startStandalone,
   uniquePrefix,
   waitFor,
   type Standalone,
-} from '../../gatehouse/test/harness/topologies.js';
+} from '../../../gatehouse/test/harness/topologies.js';
 
 interface Outcome {
   readonly code: number;

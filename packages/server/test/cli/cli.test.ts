@@ -12,11 +12,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { createGatehouse } from 'gatehouse';
-import { startStandalone, uniquePrefix, type Standalone } from '../../gatehouse/test/harness/topologies.js';
-import { spawnService } from './service/process.js';
-import { TYPESCRIPT_NODE_ARGS } from '../../gatehouse/test/harness/typescript.js';
+import {
+  startStandalone,
+  uniquePrefix,
+  type Standalone,
+} from '../../../gatehouse/test/harness/topologies.js';
+import { spawnService } from '../helpers/service-process.js';
+import { TYPESCRIPT_NODE_ARGS } from '../../../gatehouse/test/harness/typescript.js';
 
-const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
+const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
 /** Runs the CLI with exactly `env` (plus PATH), never the test process's own environment. */
 function run(

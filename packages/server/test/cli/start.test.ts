@@ -13,11 +13,11 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
-import { npmEnvironment } from '../../gatehouse/test/harness/npm.js';
-import { freePort } from '../../gatehouse/test/harness/redis-server.js';
+import { npmEnvironment } from '../../../gatehouse/test/harness/npm.js';
+import { freePort } from '../../../gatehouse/test/harness/redis-server.js';
 
 const run = promisify(execFile);
-const repository = new URL('../../..', import.meta.url).pathname;
+const repository = new URL('../../../..', import.meta.url).pathname;
 const STAMPS = ['packages/gatehouse/dist/.build-fingerprint', 'packages/server/dist/.build-fingerprint'];
 
 interface Started {

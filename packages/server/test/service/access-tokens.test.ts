@@ -18,7 +18,7 @@ import {
   AccessTokens,
   looksLikeJwt,
   MAX_ACCESS_TOKEN_LENGTH,
-} from '../src/service/access-tokens.js';
+} from '../../src/service/access-tokens.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 const TTL_MS = 10 * 60_000;

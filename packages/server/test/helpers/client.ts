@@ -10,7 +10,7 @@ export interface Answer {
   readonly text: string;
   /**
    * The parsed JSON body (an empty object when there was none or it was not JSON), read loosely
-   * as the tests do; eslint.config.js allows that in test/service only.
+   * as the tests do; eslint.config.js allows that here and in test/service only.
    */
   readonly json: any;
 }

@@ -1,6 +1,7 @@
 /**
- * The reference service against API.md on the embedded defaults (memory store, PGlite), on
- * standalone Redis with PostgreSQL, and on a 3-primary Redis Cluster with PGlite.
+ * The reference service suite (suite.ts: the HTTP contract, docs/http-api.md) on the embedded
+ * defaults (memory store, PGlite), on standalone Redis with PostgreSQL, and on a 3-primary Redis
+ * Cluster with PGlite; and event streams that end by the session limit and the idle timeout.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -15,10 +16,10 @@ import {
   type AdminClient,
   type Cluster,
   type Standalone,
-} from '../../gatehouse/test/harness/topologies.js';
-import { Client, freshEmail, readEvents } from './service/client.js';
-import { serviceSuite } from './service/suite.js';
-import { createTestDatabase, startService } from './service/start.js';
+} from '../../../gatehouse/test/harness/topologies.js';
+import { Client, freshEmail, readEvents } from '../helpers/client.js';
+import { createTestDatabase, startService } from '../helpers/start-service.js';
+import { serviceSuite } from './suite.js';
 
 const COMMON = { ADMIN_EMAILS: 'admin@clinic.example' };
 

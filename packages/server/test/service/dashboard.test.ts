@@ -12,12 +12,12 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
-import { ADMIN_CSP } from '../src/service/admin.js';
-import { Client, freshEmail } from './service/client.js';
-import { startService, type RunningService } from './service/start.js';
+import { ADMIN_CSP } from '../../src/service/admin-page/page.js';
+import { Client, freshEmail } from '../helpers/client.js';
+import { startService, type RunningService } from '../helpers/start-service.js';
 
 const ADMIN_EMAIL = 'admin@clinic.example';
-const OUTPUT_DIR = fileURLToPath(new URL('../test-output/', import.meta.url));
+const OUTPUT_DIR = fileURLToPath(new URL('../../test-output/', import.meta.url));
 const SCREENSHOT = join(OUTPUT_DIR, 'dashboard.png');
 
 /** Debian's chromium (or chromium-browser, or CHROMIUM_PATH); install-test-deps.sh installs it. */
