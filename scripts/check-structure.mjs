@@ -116,7 +116,7 @@ const textFiles = [
 const HISTORY = /\b(?:issues?|PR|tasks?)\s*#?\d+\b|\bin (?:its|their) own issues?\b/i;
 // A path with a folder or a known extension, as written in comments and docs.
 const PATH =
-  /(?<![\w@/.:-])((?:\.{1,2}\/)*(?:[\w.-]+\/)*[\w.-]+\.(?:md|ts|mjs|js|lua|json|conf|acl|yml|sh))(?![\w/])/g;
+  /(?<![\w@/.:<>-])((?:\.{1,2}\/)*(?:[\w.<>-]+\/)*[\w.<>-]+\.(?:md|ts|mjs|js|lua|json|conf|acl|yml|sh))(?![\w/])/g;
 const IGNORED_PATHS =
   /^(?:package\.json|tsconfig\.json|node\.js|express\.js|next\.js|bullmq\.js|\w+\.(?:example|local)\.\w+)$/i;
 
@@ -166,7 +166,8 @@ for (const file of textFiles) {
       const reference = match[1];
       const after = line.slice((match.index ?? 0) + reference.length);
       // `res.json(...)`, `express.json()`: calls, not files.
-      if (IGNORED_PATHS.test(reference) || after.startsWith('(') || reference.includes('*')) continue;
+      // `<primitive>.ts`: a pattern for files to add, not a file.
+      if (IGNORED_PATHS.test(reference) || after.startsWith('(') || /[*<]/.test(reference)) continue;
       if (!referenceExists(file, reference))
         problems.push(`${where}: names ${reference}, which is not in the repository`);
     }
