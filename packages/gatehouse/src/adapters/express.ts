@@ -100,6 +100,9 @@ function bodyNonce(req: Request): unknown {
   return typeof body === 'object' && body !== null ? (body as Record<string, unknown>).nonce : undefined;
 }
 
+/** Authentication only: what `signOut` needs when no middleware authenticated the request. */
+const NO_CSRF_CHECK: RouteRequirements = { csrf: false };
+
 export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExpress {
   const guard = new HttpGuard(options);
   const logger = options.logger ?? createConsoleLogger('warn');
@@ -142,10 +145,10 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
     guard,
     // Every cookie-authenticated unsafe request is checked here (unless `csrf: false`), so a
     // route without `protect()` is not left open to CSRF.
-    authenticate: (authenticateOptions = {}) =>
-      handler(
-        async (req, res) => (await admit(req, res, { csrf: authenticateOptions.csrf !== false })).refusal,
-      ),
+    authenticate: (authenticateOptions = {}) => {
+      const route: RouteRequirements = { csrf: authenticateOptions.csrf !== false };
+      return handler(async (req, res) => (await admit(req, res, route)).refusal);
+    },
     protect: (requirements = {}) => {
       guard.checkDefinition(requirements, 'protect()');
       return handler(async (req, res) => (await admit(req, res, requirements)).refusal);
@@ -201,7 +204,7 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
       res.append('Set-Cookie', guard.sessionCookie(token, session));
     },
     signOut: async (req, res) => {
-      const admission = admissions.get(req) ?? (await admit(req, res, { csrf: false }));
+      const admission = admissions.get(req) ?? (await admit(req, res, NO_CSRF_CHECK));
       const headers = await guard.signOut(admission.authentication);
       res.set(headers);
     },

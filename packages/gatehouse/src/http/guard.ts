@@ -225,8 +225,13 @@ export class HttpGuard {
       authentication = await this.authenticatePresented(presented, token);
     }
     const csrf = route.csrf !== false && previous?.csrfChecked !== true;
-    const checked = await this.checkRoute(request, authentication, { ...route, csrf }, early);
-    return { authentication, ...checked, csrfChecked: csrf || previous?.csrfChecked === true };
+    const checked = await this.checkRoute(request, authentication, route, csrf, early);
+    return {
+      authentication,
+      headers: checked.headers,
+      refusal: checked.refusal,
+      csrfChecked: csrf || previous?.csrfChecked === true,
+    };
   }
 
   /**
@@ -303,7 +308,8 @@ export class HttpGuard {
     request: HttpRequestView,
     auth: Authentication,
     route: RouteRequirements,
-    early?: EarlyRateLimitCharge,
+    checkCsrf: boolean,
+    early: EarlyRateLimitCharge | undefined,
   ): Promise<{ headers: Record<string, string>; refusal: HttpRefusal | null }> {
     const headers: Record<string, string> = auth.session ? this.authenticatedHeaders() : {};
     const denied =
@@ -318,7 +324,7 @@ export class HttpGuard {
       Object.assign(headers, limited.headers);
       if (limited.refusal) return { headers, refusal: limited.refusal };
     }
-    if (route.csrf !== false) {
+    if (checkCsrf) {
       const forged = await this.checkCsrf(request, auth);
       if (forged) return { headers, refusal: forged };
     }
