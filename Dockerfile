@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The gatehouse server (`gatehouse serve`, what `npm start` runs), in two stages: the build
-# stage compiles both packages (scripts/build.mjs: the library to packages/gatehouse/dist, with
-# its Lua scripts in dist/lua, then the server to packages/server/dist); the runtime stage has
+# stage compiles both packages (scripts/build.mjs: the library to packages/gatehouse/dist, its
+# Lua scripts generated into it first, then the server to packages/server/dist); the runtime stage has
 # the production dependencies and the two dist/ folders only, and runs as `node`.
 # For reproducible builds, pin the base image by digest (node:24-bookworm-slim@sha256:...).
 

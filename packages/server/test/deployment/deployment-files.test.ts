@@ -110,7 +110,8 @@ describe('Dockerfile', () => {
     assert.ok(runs.includes('npm run build'));
     const copies = args(build, 'COPY');
     // What scripts/build.mjs reads: the shared compiler options, each package's manifest, build
-    // options and sources (the library's src/lua included; package.test.ts checks dist/lua).
+    // options and sources (the library's src/lua included: scripts/generate-lua.mjs turns it into
+    // a module of the library's dist/, which packages/gatehouse/test/package/package.test.ts checks).
     assert.ok(copies.includes('package.json package-lock.json tsconfig.base.json ./'));
     for (const name of ['gatehouse', 'server']) {
       assert.ok(
