@@ -23,7 +23,7 @@ Commands:
 Options:
   -h, --help         show this help
 
-Configuration comes from environment variables; see the README.`;
+Configuration comes from environment variables; see docs/configuration.md.`;
 
 async function main(argv: string[]): Promise<number> {
   // Commands with options of their own parse them themselves.
