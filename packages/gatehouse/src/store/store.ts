@@ -1,5 +1,6 @@
 /**
- * The store seam: every atomic operation the primitives need, with two implementations,
+ * The store seam: every atomic operation the primitives need, with two implementations (their
+ * shared delegation to the operations objects: ./operations-store.ts),
  * RedisStore (./redis/store.ts: Lua scripts on standalone, Sentinel or Cluster) and MemoryStore
  * (./memory/store.ts: the same semantics in one process). It is deliberately not a generic
  * key-value API: each method is one atomic step with its keys, TTLs and reply defined in one place.

@@ -4,19 +4,8 @@
  * (./state.ts) lives in one map of entries with TTLs, and each primitive's operations file does
  * in one synchronous step what its Lua script does on Redis.
  */
-import type { IdempotencyBegin } from '../idempotency-store.js';
 import type { KeySpace } from '../keys.js';
-import type { LockAcquireResult, LockExtendResult } from '../lock-store.js';
-import type { MarkerArea, MarkerMode } from '../marker-store.js';
-import type { RateLimitCheck, RateLimitRule } from '../rate-limit-store.js';
-import type {
-  SessionEndReason,
-  SessionLimits,
-  SessionRef,
-  SessionValidateOptions,
-  SessionValidation,
-  StoredSession,
-} from '../session-store.js';
+import { OperationsStore } from '../operations-store.js';
 import type { ProbeResult, Store, StoreHealth } from '../store.js';
 import { assertTtlMs } from '../ttl.js';
 import { MemoryIdempotencyOperations } from './idempotency.js';
@@ -28,24 +17,22 @@ import { MemoryState, type MemoryStoreOptions } from './state.js';
 
 export type { MemoryStoreOptions } from './state.js';
 
-export class MemoryStore implements Store {
+export class MemoryStore extends OperationsStore implements Store {
   readonly mode = 'memory' as const;
   readonly keys: KeySpace;
   private readonly state: MemoryState;
-  private readonly sessions: MemorySessionOperations;
-  private readonly locks: MemoryLockOperations;
-  private readonly rateLimits: MemoryRateLimitOperations;
-  private readonly markers: MemoryMarkerOperations;
-  private readonly idempotency: MemoryIdempotencyOperations;
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.state = new MemoryState(options);
-    this.keys = this.state.keys;
-    this.sessions = new MemorySessionOperations(this.state);
-    this.locks = new MemoryLockOperations(this.state);
-    this.rateLimits = new MemoryRateLimitOperations(this.state);
-    this.markers = new MemoryMarkerOperations(this.state);
-    this.idempotency = new MemoryIdempotencyOperations(this.state);
+    const state = new MemoryState(options);
+    super({
+      sessions: new MemorySessionOperations(state),
+      locks: new MemoryLockOperations(state),
+      rateLimits: new MemoryRateLimitOperations(state),
+      markers: new MemoryMarkerOperations(state),
+      idempotency: new MemoryIdempotencyOperations(state),
+    });
+    this.state = state;
+    this.keys = state.keys;
   }
 
   // The connection.
@@ -99,131 +86,5 @@ export class MemoryStore implements Store {
   /** Entries held, expired or not (expired ones go at the next sweep). */
   entryCount(): number {
     return this.state.entryCount();
-  }
-
-  // Sessions.
-
-  createSession(
-    ref: SessionRef,
-    payload: Buffer,
-    limits: SessionLimits,
-  ): Promise<{ session: StoredSession; evicted: string[] }> {
-    return this.sessions.createSession(ref, payload, limits);
-  }
-
-  validateSession(ref: SessionRef, options: SessionValidateOptions): Promise<SessionValidation> {
-    return this.sessions.validateSession(ref, options);
-  }
-
-  touchSession(ref: SessionRef, addCount: number, lastSeenAtMs: number): Promise<boolean> {
-    return this.sessions.touchSession(ref, addCount, lastSeenAtMs);
-  }
-
-  revokeSession(
-    ref: SessionRef,
-    reason: SessionEndReason,
-    reasonTtlMs: number,
-  ): Promise<{ ended: boolean; session: StoredSession | null }> {
-    return this.sessions.revokeSession(ref, reason, reasonTtlMs);
-  }
-
-  revokeUserSessions(
-    uid: string,
-    exceptTokenHash: string | null,
-    reason: SessionEndReason,
-    reasonTtlMs: number,
-  ): Promise<string[]> {
-    return this.sessions.revokeUserSessions(uid, exceptTokenHash, reason, reasonTtlMs);
-  }
-
-  discardSessions(uid: string, tokenHashes: readonly string[]): Promise<void> {
-    return this.sessions.discardSessions(uid, tokenHashes);
-  }
-
-  listSessions(uid: string, limits: SessionLimits): Promise<StoredSession[]> {
-    return this.sessions.listSessions(uid, limits);
-  }
-
-  restoreSession(ref: SessionRef, session: StoredSession, limits: SessionLimits): Promise<boolean> {
-    return this.sessions.restoreSession(ref, session, limits);
-  }
-
-  rotateSession(
-    ref: SessionRef,
-    newTokenHash: string,
-    payload: Buffer,
-    reasonTtlMs: number,
-  ): Promise<StoredSession | null> {
-    return this.sessions.rotateSession(ref, newTokenHash, payload, reasonTtlMs);
-  }
-
-  // Markers.
-
-  setMarker(area: MarkerArea, id: string, value: string, ttlMs: number, mode: MarkerMode): Promise<boolean> {
-    return this.markers.setMarker(area, id, value, ttlMs, mode);
-  }
-
-  takeMarker(area: MarkerArea, id: string): Promise<string | null> {
-    return this.markers.takeMarker(area, id);
-  }
-
-  getMarker(area: MarkerArea, id: string): Promise<string | null> {
-    return this.markers.getMarker(area, id);
-  }
-
-  // Idempotency records.
-
-  beginIdempotent(id: string, bodyMac: string, inFlightTtlMs: number): Promise<IdempotencyBegin> {
-    return this.idempotency.beginIdempotent(id, bodyMac, inFlightTtlMs);
-  }
-
-  completeIdempotent(id: string, bodyMac: string, response: Buffer, ttlMs: number): Promise<boolean> {
-    return this.idempotency.completeIdempotent(id, bodyMac, response, ttlMs);
-  }
-
-  abandonIdempotent(id: string, bodyMac: string): Promise<boolean> {
-    return this.idempotency.abandonIdempotent(id, bodyMac);
-  }
-
-  // Rate limits.
-
-  checkRateLimits(rules: readonly RateLimitRule[]): Promise<RateLimitCheck> {
-    return this.rateLimits.checkRateLimits(rules);
-  }
-
-  // Locks and semaphores.
-
-  acquireLock(
-    resourceId: string,
-    ownerId: string,
-    ttlMs: number,
-    holder: string,
-  ): Promise<LockAcquireResult> {
-    return this.locks.acquireLock(resourceId, ownerId, ttlMs, holder);
-  }
-
-  extendLock(resourceId: string, ownerId: string, ttlMs: number): Promise<LockExtendResult> {
-    return this.locks.extendLock(resourceId, ownerId, ttlMs);
-  }
-
-  releaseLock(resourceId: string, ownerId: string): Promise<boolean> {
-    return this.locks.releaseLock(resourceId, ownerId);
-  }
-
-  acquireSemaphore(
-    resourceId: string,
-    ownerId: string,
-    limit: number,
-    ttlMs: number,
-  ): Promise<LockAcquireResult> {
-    return this.locks.acquireSemaphore(resourceId, ownerId, limit, ttlMs);
-  }
-
-  extendSemaphore(resourceId: string, ownerId: string, ttlMs: number): Promise<boolean> {
-    return this.locks.extendSemaphore(resourceId, ownerId, ttlMs);
-  }
-
-  releaseSemaphore(resourceId: string, ownerId: string): Promise<boolean> {
-    return this.locks.releaseSemaphore(resourceId, ownerId);
   }
 }
