@@ -48,6 +48,15 @@ export {
   type StoreConfig,
 } from './config/types.js';
 
+const NODE_ENVS = ['production', 'development', 'test'] as const;
+
+const CLAIM_TEXT_EXPECTED = '1 to 256 printable characters without spaces (a URL or a name)';
+
+/** An `iss` or `aud` value: what verifiers compare byte for byte, so nothing invisible in it. */
+function parseClaimText(text: string): string | undefined {
+  return /^[\x21-\x7e]{1,256}$/.test(text) ? text : undefined;
+}
+
 const DEFAULT_RATE_LIMITS: Record<RateLimitPolicyName, string> = {
   auth: '5/1m+2',
   api: '100/1m+10',
@@ -340,7 +349,14 @@ function deepFreeze<T>(value: T): T {
  */
 export function loadConfig(env: Env = process.env): Config {
   const reader = new Reader(env);
-  const nodeEnv = reader.string('NODE_ENV', 'development');
+  // Spelled exactly: `prod` or `Production` must not run as development with its generated keys.
+  const nodeEnv = reader.parsed(
+    'NODE_ENV',
+    'development',
+    (text) => NODE_ENVS.find((name) => name === text),
+    NODE_ENVS.join(', '),
+  );
+  const nodeEnvDefaulted = reader.raw('NODE_ENV') === undefined;
   const production = nodeEnv === 'production';
 
   const host = reader.string('HOST', '127.0.0.1');
@@ -391,6 +407,18 @@ export function loadConfig(env: Env = process.env): Config {
     return [origin];
   });
   const gotenbergUrl = reader.parsed('GOTENBERG_URL', undefined, parseHttpUrl, 'an http:// or https:// URL');
+  const accessTokenIssuer = reader.parsed(
+    'ACCESS_TOKEN_ISSUER',
+    'gatehouse',
+    parseClaimText,
+    CLAIM_TEXT_EXPECTED,
+  );
+  const accessTokenAudience = reader.parsed(
+    'ACCESS_TOKEN_AUDIENCE',
+    'gatehouse',
+    parseClaimText,
+    CLAIM_TEXT_EXPECTED,
+  );
   const secretKeys = readSecretKeys(reader);
   const trustProxy = reader.parsed(
     'TRUST_PROXY',
@@ -421,6 +449,9 @@ export function loadConfig(env: Env = process.env): Config {
     checkProductionGuards(reader, {
       secretKeys,
       store,
+      cookieSecure,
+      databaseUrl,
+      gotenbergUrl,
       redisAddressVariable: REDIS_ADDRESS_VARIABLES.find((variable) => reader.raw(variable) !== undefined),
     });
   }
@@ -428,6 +459,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (reader.problems.length > 0 || store === null) throw new ConfigError(reader.problems);
   return deepFreeze({
     nodeEnv,
+    nodeEnvDefaulted,
     production,
     host,
     port,
@@ -439,6 +471,7 @@ export function loadConfig(env: Env = process.env): Config {
     cookieSecure,
     trustedOrigins,
     gotenbergUrl,
+    accessTokens: { issuer: accessTokenIssuer, audience: accessTokenAudience },
     secretKeys,
     trustProxy,
     adminEmails,

@@ -432,6 +432,85 @@ describe('loadConfig', () => {
       assert.equal(loadConfig({ ...production, REDIS_URL: 'redis://127.0.0.1:6379' }).production, true);
     });
 
+    it('refuses NODE_ENV spelled any other way than production, development or test', () => {
+      for (const spelling of ['prod', 'Production', 'PRODUCTION', 'staging', 'dev']) {
+        const error = refusal({ ...production, NODE_ENV: spelling });
+        assert.equal(error.problems[0]?.variable, 'NODE_ENV', spelling);
+        assert.match(error.message, /expected production, development, test/);
+      }
+      for (const spelling of ['development', 'test']) {
+        assert.equal(loadConfig({ NODE_ENV: spelling }).nodeEnv, spelling);
+      }
+      assert.equal(loadConfig({}).nodeEnvDefaulted, true);
+      assert.equal(loadConfig({ NODE_ENV: 'development' }).nodeEnvDefaulted, false);
+    });
+
+    it('refuses COOKIE_SECURE=false', () => {
+      const error = refusal({ ...production, COOKIE_SECURE: 'false' });
+      assert.deepEqual(
+        error.problems.map((p) => p.variable),
+        ['COOKIE_SECURE'],
+      );
+      assert.match(error.message, /refuses cookies without Secure/);
+    });
+
+    it('refuses PostgreSQL to a non-loopback host without sslmode=require or stricter, naming no password', () => {
+      for (const url of [
+        'postgres://app:hunter2@db.internal:5432/app',
+        'postgres://app:hunter2@10.0.0.7/app?sslmode=prefer',
+        'postgresql://app:hunter2@db.internal/app?sslmode=disable',
+        'postgres://app:hunter2@[2001:db8::7]:5432/app',
+      ]) {
+        const error = refusal({ ...production, DATABASE_URL: url });
+        assert.equal(error.problems[0]?.variable, 'DATABASE_URL', url);
+        assert.match(error.message, /refuses PostgreSQL to a non-loopback host without TLS/);
+        assert.ok(!error.message.includes('hunter2'), error.message);
+      }
+      for (const url of [
+        'postgres://app:hunter2@db.internal:5432/app?sslmode=require',
+        'postgres://app@db.internal/app?sslmode=verify-full',
+        'postgres://app@127.0.0.1:5432/app',
+        'postgres://app@localhost/app',
+        'postgres://app@[::1]/app',
+        'postgres:///app?host=/run/postgresql',
+      ]) {
+        assert.equal(loadConfig({ ...production, DATABASE_URL: url }).databaseUrl, url);
+      }
+      // Outside production the same URL is accepted (a developer's remote test database).
+      assert.ok(loadConfig({ DATABASE_URL: 'postgres://app@db.internal/app' }).databaseUrl);
+    });
+
+    it('refuses a GOTENBERG_URL that is not https:// to a non-loopback host, naming no password', () => {
+      const error = refusal({
+        ...production,
+        GOTENBERG_URL: 'http://render:hunter2@gotenberg.internal:3000',
+      });
+      assert.equal(error.problems[0]?.variable, 'GOTENBERG_URL');
+      assert.match(error.message, /refuses http:\/\/ to a non-loopback host/);
+      assert.ok(!error.message.includes('hunter2'), error.message);
+      for (const url of ['https://gotenberg.internal', 'http://127.0.0.1:3000', 'http://localhost:3000']) {
+        assert.ok(loadConfig({ ...production, GOTENBERG_URL: url }).gotenbergUrl, url);
+      }
+    });
+
+    it('lists every production refusal at once, each naming its variable and no secret', () => {
+      const error = refusal({
+        NODE_ENV: 'production',
+        COOKIE_SECURE: 'false',
+        REDIS_URL: 'redis://:hunter2@redis.internal:6379',
+        DATABASE_URL: 'postgres://app:hunter2@db.internal/app',
+        GOTENBERG_URL: 'http://gotenberg.internal',
+      });
+      assert.deepEqual(error.problems.map((p) => p.variable).sort(), [
+        'COOKIE_SECURE',
+        'DATABASE_URL',
+        'GOTENBERG_URL',
+        'REDIS_URL',
+        'SECRET_KEYS',
+      ]);
+      assert.ok(!error.message.includes('hunter2'), error.message);
+    });
+
     it('refuses the memory store unless REDIS_ENABLED=false is explicit', () => {
       const { REDIS_URL: _unused, ...env } = production;
       assert.match(refusal(env).message, /needs Redis/);

@@ -23,7 +23,13 @@ export async function serveCommand(): Promise<number> {
     throw error;
   }
   const logger = createServiceLogger(config.logLevel);
-  logger.info({ store: describeStore(config) }, 'configuration accepted');
+  logger.info({ store: describeStore(config), nodeEnv: config.nodeEnv }, 'configuration accepted');
+  if (config.nodeEnvDefaulted) {
+    logger.warn(
+      {},
+      'NODE_ENV is unset: running as development (production guard rails off); set NODE_ENV=production in deployments',
+    );
+  }
   if (config.store.kind === 'memory') {
     logger.warn(
       {},

@@ -13,7 +13,7 @@ import { DURATION_EXPECTED, parseDurationMs, type ConfigProblem } from 'gatehous
 export type Env = Readonly<Record<string, string | undefined>>;
 
 const SECRET_VARIABLES = new Set(['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'SECRET_KEYS']);
-const URL_VARIABLES = new Set(['REDIS_URL', 'DATABASE_URL']);
+const URL_VARIABLES = new Set(['REDIS_URL', 'DATABASE_URL', 'GOTENBERG_URL']);
 
 /**
  * A URL with everything between `://` and the last `@` replaced, by text and not by parsing: a

@@ -23,7 +23,9 @@ export type StoreConfig =
     };
 
 export interface Config {
-  readonly nodeEnv: string;
+  readonly nodeEnv: 'production' | 'development' | 'test';
+  /** True when NODE_ENV was unset (development by default: the start-up log says so). */
+  readonly nodeEnvDefaulted: boolean;
   readonly production: boolean;
   readonly host: string;
   readonly port: number;
@@ -43,6 +45,8 @@ export interface Config {
   /** Extra origins allowed for unsafe requests, besides the service's own. */
   readonly trustedOrigins: readonly string[];
   readonly gotenbergUrl: string | undefined;
+  /** The `iss` and `aud` of access tokens (`ACCESS_TOKEN_ISSUER`, `ACCESS_TOKEN_AUDIENCE`). */
+  readonly accessTokens: { readonly issuer: string; readonly audience: string };
   /** Decoded keys, newest first; undefined in development means "generate into dataDir". */
   readonly secretKeys: readonly Buffer[] | undefined;
   /** Number of trusted proxies in front of the service; 0 means use the socket address. */

@@ -32,6 +32,7 @@ export const ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS = 5;
 const DEFAULT_TTL_MS = 15 * 60_000;
 const MAX_TTL_MS = 24 * 60 * 60_000;
 const MAX_CLAIM_LENGTH = 256;
+const MAX_ROLES = 32;
 const ALGORITHM = 'EdDSA';
 const TYPE = 'JWT';
 /** PKCS#8 DER prefix of an Ed25519 private key; the 32-byte seed follows. */
@@ -55,6 +56,10 @@ export interface AccessTokenInput {
   readonly sub: string;
   /** The gatehouse session handle the token was issued for. A non-empty string of at most 256 characters. */
   readonly sid: string;
+  /** The `org` claim: the user's organization id, or null (also when left out). */
+  readonly org?: string | null;
+  /** The `roles` claim: the session's roles (at most 32, each at most 256 characters). Default none. */
+  readonly roles?: readonly string[];
 }
 
 export interface IssuedAccessToken {
@@ -70,6 +75,8 @@ export interface IssuedAccessToken {
 export interface AccessTokenClaims {
   readonly sub: string;
   readonly sid: string;
+  readonly org: string | null;
+  readonly roles: readonly string[];
   readonly jti: string;
   /** The `iat` claim in milliseconds. */
   readonly issuedAtMs: number;
@@ -120,6 +127,10 @@ function checkClaimText(name: string, value: unknown): string {
 
 function isClaimText(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_CLAIM_LENGTH;
+}
+
+function isRoleList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.length <= MAX_ROLES && value.every(isClaimText);
 }
 
 /**
@@ -178,21 +189,25 @@ export class AccessTokens {
 
   /**
    * Signs a token for `claims` with the newest key: header `{alg: 'EdDSA', typ: 'JWT', kid}`,
-   * claims `sub`, `sid`, a fresh `jti`, `iat` (now, whole seconds), `exp` (`iat` + `ttlMs`), and
-   * `iss` / `aud` when configured.
+   * claims `sub`, `sid`, `org`, `roles`, a fresh `jti`, `iat` (now, whole seconds), `exp` (`iat`
+   * + `ttlMs`), and `iss` / `aud` when configured.
    *
-   * @throws TypeError when `sub` or `sid` is not a non-empty string of at most 256 characters.
+   * @throws TypeError when `sub`, `sid` or `org` is not a non-empty string of at most 256
+   * characters, or `roles` not a list of at most 32 such strings.
    */
   async issue(claims: AccessTokenInput): Promise<IssuedAccessToken> {
     const sub = checkClaimText('sub', claims.sub);
     const sid = checkClaimText('sid', claims.sid);
+    const org = claims.org === undefined || claims.org === null ? null : checkClaimText('org', claims.org);
+    const roles = [...(claims.roles ?? [])];
+    if (!isRoleList(roles)) throw new TypeError(`roles must be at most ${MAX_ROLES} role names`);
     const signer = this.keys[0];
     if (!signer) throw new Error('empty key ring');
     const jti = randomBytes(16).toString('base64url');
     const iat = Math.floor(this.clock() / 1000);
     const exp = iat + this.ttlSeconds;
     const header: JWTHeaderParameters = { alg: ALGORITHM, typ: TYPE, kid: signer.kid };
-    const jwt = new SignJWT({ sid })
+    const jwt = new SignJWT({ sid, org, roles })
       .setProtectedHeader(header)
       .setSubject(sub)
       .setJti(jti)
@@ -208,7 +223,8 @@ export class AccessTokens {
    * The claims of `token` when it is a compact JWT with `alg` exactly `EdDSA` and `typ` `JWT`,
    * signed by the key of this ring its `kid` names, not expired, not issued in the future, not older
    * than `ttlMs`, with `sub`, `sid`, `jti`, `iat` and `exp` present (the first three non-empty
-   * strings), and `iss` / `aud` matching when configured. Clocks may disagree by
+   * strings), `org` a string or null and `roles` a list of strings when present, and `iss` /
+   * `aud` matching when configured. Clocks may disagree by
    * {@link ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS} seconds. Anything else, including a non-string or
    * a string longer than {@link MAX_ACCESS_TOKEN_LENGTH}, gives `null`; this never throws.
    *
@@ -239,9 +255,12 @@ export class AccessTokens {
       );
       const { sub, jti, iat, exp } = payload;
       const sid: unknown = payload['sid'];
+      const org: unknown = payload['org'] ?? null;
+      const roles: unknown = payload['roles'] ?? [];
       if (!isClaimText(sub) || !isClaimText(sid) || !isClaimText(jti)) return null;
+      if (!(org === null || isClaimText(org)) || !isRoleList(roles)) return null;
       if (typeof iat !== 'number' || typeof exp !== 'number') return null;
-      return { sub, sid, jti, issuedAtMs: iat * 1000, expiresAtMs: exp * 1000 };
+      return { sub, sid, org, roles, jti, issuedAtMs: iat * 1000, expiresAtMs: exp * 1000 };
     } catch {
       return null;
     }

@@ -95,6 +95,7 @@ export async function createService(config: Config, options: CreateServiceOption
       reply.raw
         .writeHead(refused.status, {
           ...securityHeaders,
+          'cache-control': 'no-store',
           'content-type': 'application/json; charset=utf-8',
           'x-request-id': request.id,
         })
@@ -113,6 +114,7 @@ export async function createService(config: Config, options: CreateServiceOption
       const body = JSON.stringify(refusal('VALIDATION_ERROR', message).body);
       const head = Object.entries({
         ...securityHeaders,
+        'Cache-Control': 'no-store',
         'Content-Type': 'application/json; charset=utf-8',
         'Content-Length': String(Buffer.byteLength(body)),
         'X-Request-Id': randomUUID(),
@@ -199,7 +201,10 @@ export async function createService(config: Config, options: CreateServiceOption
       expectedInstances: config.expectedInstances,
     },
   });
-  const accessTokens = new AccessTokens(gh.keyRing);
+  const accessTokens = new AccessTokens(gh.keyRing, {
+    issuer: config.accessTokens.issuer,
+    audience: config.accessTokens.audience,
+  });
   const passwords = new PasswordVerifier();
   // Every instance hears every ended session (limit evictions, rotations, terminations), and puts
   // its access tokens on the revocation list for verifiers elsewhere (idempotent).
@@ -234,6 +239,9 @@ export async function createService(config: Config, options: CreateServiceOption
     // event stream, written outside Fastify's reply, copies them.
     void reply.headers(securityHeaders);
     void reply.header('X-Request-Id', request.id);
+    // Nothing under /api/ may be kept by a shared cache: a public form page carries a single-use
+    // nonce, every other answer is someone's data. Set before routing, so refusals carry it too.
+    if (request.url.startsWith('/api/')) void reply.header('Cache-Control', 'no-store');
     // HTTP/1.1 requires Host (RFC 9112, 3.2), and the CSRF checks compare Origin with it.
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
       sendRefusal(reply, 'VALIDATION_ERROR', 'The Host header is required.');

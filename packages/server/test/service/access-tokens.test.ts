@@ -82,6 +82,8 @@ describe('access tokens', () => {
     assert.deepEqual(claims, {
       sub: 'user-42',
       sid: 'handle-abc',
+      org: null,
+      roles: [],
       jti: issued.jti,
       issuedAtMs: T0,
       expiresAtMs: T0 + TTL_MS,
@@ -97,6 +99,29 @@ describe('access tokens', () => {
 
     const other = await tokens.issue({ sub: 'user-42', sid: 'handle-abc' });
     assert.notEqual(other.jti, issued.jti, 'a fresh jti each time');
+  });
+
+  it('carries the organization and the roles, and refuses malformed ones', async () => {
+    const ring = new KeyRing([randomBytes(32)]);
+    const tokens = new AccessTokens(ring, { issuer: 'gatehouse', audience: 'gatehouse' });
+    const issued = await tokens.issue({ sub: 'u', sid: 's', org: 'org-1', roles: ['owner', 'member'] });
+    const claims = await tokens.verify(issued.token);
+    assert.ok(claims);
+    assert.equal(claims.org, 'org-1');
+    assert.deepEqual(claims.roles, ['owner', 'member']);
+    const payload = decodePayload(issued.token);
+    assert.deepEqual(
+      [payload['iss'], payload['aud'], payload['org'], payload['roles'], typeof payload['iat']],
+      ['gatehouse', 'gatehouse', 'org-1', ['owner', 'member'], 'number'],
+    );
+    await assert.rejects(tokens.issue({ sub: 'u', sid: 's', org: '' }), TypeError);
+    await assert.rejects(tokens.issue({ sub: 'u', sid: 's', roles: [''] }), TypeError);
+    await assert.rejects(tokens.issue({ sub: 'u', sid: 's', roles: Array(33).fill('r') }), TypeError);
+    // Signed by the right key but with roles that are not a list of names: refused.
+    const forgedRoles = await signRaw(ring, tokens, { ...validPayload(Date.now()), roles: 'admin' });
+    assert.equal(await new AccessTokens(ring).verify(forgedRoles), null);
+    const wellFormed = await signRaw(ring, tokens, { ...validPayload(Date.now()), roles: ['admin'] });
+    assert.deepEqual((await new AccessTokens(ring).verify(wellFormed))?.roles, ['admin']);
   });
 
   it('defaults to a 15-minute lifetime and no iss/aud', async () => {

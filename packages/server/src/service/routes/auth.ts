@@ -229,7 +229,12 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
       });
       const [csrfToken, access] = await Promise.all([
         gh.csrf.issue(session),
-        context.accessTokens.issue({ sub: user.id, sid: session.handle }),
+        context.accessTokens.issue({
+          sub: user.id,
+          sid: session.handle,
+          org: session.organizationId,
+          roles: session.roles,
+        }),
       ]);
       audit.record({
         type: 'signin',
@@ -335,7 +340,12 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
       if (request.gatehouseAuth?.via === 'access-token') {
         return sendRefusal(reply, 'FORBIDDEN', 'An access token cannot mint another; use the session.');
       }
-      const access = await context.accessTokens.issue({ sub: session.userId, sid: session.handle });
+      const access = await context.accessTokens.issue({
+        sub: session.userId,
+        sid: session.handle,
+        org: session.organizationId,
+        roles: session.roles,
+      });
       return ok({ accessToken: access.token });
     },
   );

@@ -138,11 +138,25 @@ export function authCases(suite: SuiteContext): void {
     const { payload, protectedHeader } = await jwtVerify(
       minted.json.data.accessToken,
       createLocalJWKSet(jwks.json),
+      // The defaults of ACCESS_TOKEN_ISSUER and ACCESS_TOKEN_AUDIENCE, required by a verifier.
+      { issuer: 'gatehouse', audience: 'gatehouse' },
     );
     assert.equal(protectedHeader.alg, 'EdDSA');
     assert.equal(payload.sub, client.user?.id);
     assert.equal(payload.sid, client.sessionId);
+    assert.equal(payload['org'], client.user?.organizationId);
+    assert.deepEqual(payload['roles'], client.user?.roles);
     assert.equal(typeof payload.jti, 'string');
+    assert.ok(typeof payload.iat === 'number' && Math.abs(payload.iat - Date.now() / 1000) < 60);
+    const signIn = await jwtVerify(client.accessToken ?? '', createLocalJWKSet(jwks.json), {
+      issuer: 'gatehouse',
+      audience: 'gatehouse',
+    });
+    assert.deepEqual(
+      [signIn.payload['org'], signIn.payload['roles']],
+      [client.user?.organizationId, client.user?.roles],
+      'the token of the sign-in answer carries the same claims',
+    );
     assert.ok(typeof payload.exp === 'number' && payload.exp - Date.now() / 1000 <= 15 * 60 + 5);
     suite.remember(minted.json.data.accessToken, byCookie.json.data.accessToken);
   });

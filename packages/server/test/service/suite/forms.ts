@@ -132,6 +132,7 @@ export function formCases(suite: SuiteContext): void {
     // Public submission with single-use nonces, then a PDF inside the organization only.
     const publicClient = new Client(suite.base);
     const publicForm = await publicClient.get(`/api/v1/public/forms/${String(form.id)}`);
+    assert.equal(publicForm.headers.get('cache-control'), 'no-store', 'a single-use nonce is never cached');
     assert.equal(publicForm.status, 200);
     assert.equal(publicForm.json.data.form.id, form.id);
     const nonce = publicForm.json.data.nonce;

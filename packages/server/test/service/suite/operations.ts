@@ -23,6 +23,27 @@ export function operationCases(suite: SuiteContext): void {
     assert.ok(longId.headers.get('x-request-id'));
   });
 
+  it('sends Cache-Control: no-store with every /api/ answer, refusals included', async () => {
+    const anonymous = new Client(suite.base);
+    const member = await suite.member();
+    const answers = [
+      await anonymous.get('/api/v1/me'),
+      await anonymous.get('/api/v1/nothing-here'),
+      await anonymous.get('/api/v1/forms/%zz'),
+      await anonymous.post('/api/v1/auth/signin', { email: 'not-an-email' }),
+      await member.get('/api/v1/me'),
+      await member.get('/api/v1/sessions'),
+      await member.get(`/api/v1/public/forms/${'0'.repeat(36)}`),
+    ];
+    for (const answer of answers) {
+      assert.equal(
+        answer.headers.get('cache-control'),
+        'no-store',
+        `${String(answer.status)} ${answer.text}`,
+      );
+    }
+  });
+
   it('closes the event stream with session-ended when the session ends', async () => {
     const client = await suite.member();
     const stream = await readEvents(
