@@ -91,6 +91,7 @@ export { createStore, type CreateStoreOptions } from './store/index.js';
 export { isValidKeyPrefix, KEY_PREFIX_EXPECTED, KeySpace } from './store/keys.js';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory/store.js';
 export {
+  isLoopbackHost,
   parseRedisUrl,
   type ClusterOptions,
   type HostPort,

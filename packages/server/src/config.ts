@@ -457,13 +457,18 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   if (reader.problems.length > 0 || store === null) throw new ConfigError(reader.problems);
+  // Nodes that Sentinel or Cluster name get the rule the configured ones got above.
+  const guardedStore: StoreConfig =
+    production && store.kind === 'redis'
+      ? { kind: 'redis', connection: { ...store.connection, requireTlsOffLoopback: true } }
+      : store;
   return deepFreeze({
     nodeEnv,
     nodeEnvDefaulted,
     production,
     host,
     port,
-    store,
+    store: guardedStore,
     keyPrefix,
     databaseUrl,
     dataDir,

@@ -1,7 +1,7 @@
 /**
  * Redis addresses as the environment writes them (`host:port` lists), and the checks the
  * production guard and the doctor make on them. Connection options themselves are the library's
- * (`RedisConnectionOptions`).
+ * (`RedisConnectionOptions`), and so is `isLoopbackHost`.
  */
 import type { HostPort, RedisConnectionOptions } from 'gatehouse';
 
@@ -12,11 +12,6 @@ export function parseHostPort(text: string): HostPort | null {
   const port = Number(match[3]);
   if (port < 1 || port > 65535) return null;
   return { host: match[1] ?? match[2] ?? '', port };
-}
-
-/** True for hosts that never leave the machine; used by the production guard against plaintext Redis. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** Every host the options name, for guards and for log lines (never with credentials). */

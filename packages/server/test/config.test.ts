@@ -410,6 +410,13 @@ describe('loadConfig', () => {
       const config = loadConfig(production);
       assert.ok(config.production);
       assert.equal(config.cookieSecure, true);
+      // Discovered nodes get the rule too (the driver refuses plaintext to them off loopback).
+      assert.equal(config.store.kind === 'redis' && config.store.connection.requireTlsOffLoopback, true);
+      const development = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' });
+      assert.equal(
+        development.store.kind === 'redis' && development.store.connection.requireTlsOffLoopback,
+        undefined,
+      );
     });
 
     it('refuses to start without SECRET_KEYS', () => {

@@ -31,6 +31,18 @@ export interface RedisCommonOptions {
   readonly connectTimeoutMs?: number;
   /** Upper bound of the reconnect backoff (exponential from 50 ms, with jitter). Default 2000 ms. */
   readonly reconnectMaxDelayMs?: number;
+  /**
+   * With `tls` off: refuse every connection to a host that is not loopback, including the nodes
+   * a Sentinel or a Cluster names (which no configuration check can see in advance). The
+   * server sets it in production, where it also refuses such configured hosts at start.
+   * Default false.
+   */
+  readonly requireTlsOffLoopback?: boolean;
+}
+
+/** True for hosts that never leave the machine: `localhost`, `127.x.x.x`, `::1`. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 export interface StandaloneOptions extends RedisCommonOptions {

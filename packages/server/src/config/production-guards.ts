@@ -6,7 +6,9 @@
  * is one more problem of the `ConfigError` that `loadConfig` (packages/server/src/config.ts)
  * throws, naming the variable; values are printed redacted (packages/server/src/config/env-reader.ts).
  */
-import { isLoopbackHost, redisHosts } from '../redis-address.js';
+import { isLoopbackHost } from 'gatehouse';
+
+import { redisHosts } from '../redis-address.js';
 import type { Reader } from './env-reader.js';
 import type { StoreConfig } from './types.js';
 

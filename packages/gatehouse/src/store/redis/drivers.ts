@@ -10,11 +10,12 @@ import { isIP } from 'node:net';
 
 import { createClient, createCluster, createSentinel, RESP_TYPES } from '@redis/client';
 
-import type {
-  ClusterOptions,
-  RedisConnectionOptions,
-  SentinelOptions,
-  StandaloneOptions,
+import {
+  isLoopbackHost,
+  type ClusterOptions,
+  type RedisConnectionOptions,
+  type SentinelOptions,
+  type StandaloneOptions,
 } from '../options.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
@@ -65,6 +66,36 @@ export interface Driver {
 export interface DriverEvents {
   readonly onError: (error: unknown) => void;
   readonly onReady: () => void;
+}
+
+/**
+ * A `nodeAddressMap` for Sentinel and Cluster that refuses plaintext connections off loopback
+ * when `requireTlsOffLoopback` is set: a discovered node (a primary Sentinel names, a node in
+ * CLUSTER SLOTS) at another address is reported once and mapped to 127.0.0.1 port 0, which
+ * refuses at once, so no byte goes to it in clear. Without reconnecting: a Cluster client whose
+ * node never connects would otherwise never finish connecting, and never ask again for the
+ * slots (which may name a loopback node by then). Undefined when nothing needs refusing.
+ */
+function plaintextGuard(
+  options: RedisConnectionOptions,
+  events: DriverEvents,
+): ((address: string) => { host: string; port: number; reconnectStrategy: false } | undefined) | undefined {
+  const plaintext = options.tls === undefined || options.tls === false;
+  if (!plaintext || options.requireTlsOffLoopback !== true) return undefined;
+  const reported = new Set<string>();
+  return (address) => {
+    const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+    if (isLoopbackHost(host)) return undefined;
+    if (!reported.has(address)) {
+      reported.add(address);
+      events.onError(
+        new Error(
+          `refused a plaintext connection to ${address}, a node the ${options.topology} named: TLS is required off loopback`,
+        ),
+      );
+    }
+    return { host: '127.0.0.1', port: 0, reconnectStrategy: false };
+  };
 }
 
 /** Socket options for one connection; a fresh object each time (node-redis writes into it). */
@@ -174,6 +205,7 @@ function sentinelDriver(options: SentinelOptions, events: DriverEvents): Driver 
       socket: socketOptions(options),
     },
     scanInterval: options.sentinelScanIntervalMs ?? DEFAULT_SENTINEL_SCAN_INTERVAL_MS,
+    ...optionalAddressMap(plaintextGuard(options, events)),
     commandOptions: commandOptions(),
     passthroughClientErrorEvents: true,
   });
@@ -214,6 +246,7 @@ function clusterDriver(options: ClusterOptions, events: DriverEvents): Driver {
       disableOfflineQueue: true,
     },
     commandOptions: commandOptions(),
+    ...optionalAddressMap(plaintextGuard(options, events)),
   });
   cluster.on('error', events.onError);
   const clusterBinary = cluster.withTypeMapping(BINARY_REPLIES);
@@ -248,6 +281,10 @@ function clusterDriver(options: ClusterOptions, events: DriverEvents): Driver {
       return Promise.resolve();
     },
   };
+}
+
+function optionalAddressMap<T>(map: T | undefined): { nodeAddressMap?: T } {
+  return map === undefined ? {} : { nodeAddressMap: map };
 }
 
 /** The driver for the configured topology. */

@@ -5,7 +5,8 @@
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 
-import { isLoopbackHost } from '../../redis-address.js';
+import { isLoopbackHost } from 'gatehouse';
+
 import { pass, type CheckDefinition, type NodeContext } from '../check.js';
 import { CommandFailedError } from '../errors.js';
 import type { NodeSession, NodeTarget } from '../node-session.js';
