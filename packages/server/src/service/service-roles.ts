@@ -1,7 +1,7 @@
 /**
  * Service-wide roles (`admin`: the operations dashboard), granted and taken away by command only
- * (`gatehouse users grant-role|revoke-role EMAIL admin`): no request to the service can make
- * anyone an admin. `owner` and `member` are organization roles,
+ * (`gatehouse users grant-role|revoke-role EMAIL admin`, packages/server/src/cli/users.ts): no
+ * request to the service can make anyone an admin. `owner` and `member` are organization roles,
  * given by sign-up and invites, and never changed here.
  *
  * A change is written to SQL, audited (the user id and the role, never the email), and then ends
