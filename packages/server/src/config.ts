@@ -57,6 +57,9 @@ function parseClaimText(text: string): string | undefined {
   return /^[\x21-\x7e]{1,256}$/.test(text) ? text : undefined;
 }
 
+/** The command that grants the dashboard's role, as refusals name it. */
+export const GRANT_ADMIN_COMMAND = 'gatehouse users grant-role EMAIL admin';
+
 const DEFAULT_RATE_LIMITS: Record<RateLimitPolicyName, string> = {
   auth: '5/1m+2',
   api: '100/1m+10',
@@ -430,13 +433,16 @@ export function loadConfig(env: Env = process.env): Config {
     },
     'false, true (one proxy) or the number of trusted proxies (0-99)',
   );
-  const adminEmails = reader.list('ADMIN_EMAILS').flatMap((item) => {
-    if (!/^[^\s@]+@[^\s@]+$/.test(item)) {
-      reader.problem('ADMIN_EMAILS', item, 'expected comma-separated email addresses');
-      return [];
-    }
-    return [item.toLowerCase()];
-  });
+  // It granted `admin` to whoever signed up first with a listed email: roles are given by command
+  // now (packages/server/src/cli/users.ts), and a deployment still setting it must not start
+  // believing its admins are configured.
+  if (reader.raw('ADMIN_EMAILS') !== undefined) {
+    reader.problem(
+      'ADMIN_EMAILS',
+      reader.raw('ADMIN_EMAILS'),
+      `no longer exists: unset it, and grant the admin role with "${GRANT_ADMIN_COMMAND}" (docs/configuration.md, "Roles")`,
+    );
+  }
   const logLevel = reader.parsed(
     'LOG_LEVEL',
     'info',
@@ -479,7 +485,6 @@ export function loadConfig(env: Env = process.env): Config {
     accessTokens: { issuer: accessTokenIssuer, audience: accessTokenAudience },
     secretKeys,
     trustProxy,
-    adminEmails,
     logLevel,
     rateLimits,
     expectedInstances,

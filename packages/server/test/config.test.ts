@@ -84,11 +84,11 @@ describe('loadConfig', () => {
   });
 
   it('is frozen all the way down', () => {
-    const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6380', ADMIN_EMAILS: 'a@b.c' });
+    const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6380', TRUSTED_ORIGINS: 'https://a.example' });
     assert.ok(Object.isFrozen(config));
     assert.ok(Object.isFrozen(config.sessions));
     assert.ok(Object.isFrozen(config.store));
-    assert.ok(Object.isFrozen(config.adminEmails));
+    assert.ok(Object.isFrozen(config.trustedOrigins));
     assert.ok(Object.isFrozen(config.rateLimits.auth));
     assert.throws(() => {
       (config.sessions as { maxPerUser: number }).maxPerUser = 99;
@@ -110,7 +110,6 @@ describe('loadConfig', () => {
       GOTENBERG_URL: 'http://127.0.0.1:3001',
       SECRET_KEYS: `${KEY_HEX},${KEY_B64}`,
       TRUST_PROXY: 'true',
-      ADMIN_EMAILS: 'Admin@Example.com,ops@example.com',
       LOG_LEVEL: 'debug',
       RATE_LIMIT_AUTH: '10/1m+5',
       RATE_LIMIT_PUBLIC: '60/1h',
@@ -132,7 +131,6 @@ describe('loadConfig', () => {
     assert.equal(config.gotenbergUrl, 'http://127.0.0.1:3001');
     assert.deepEqual(config.secretKeys, [Buffer.alloc(32, 0xaa), Buffer.alloc(32, 7)]);
     assert.equal(config.trustProxy, 1);
-    assert.deepEqual(config.adminEmails, ['admin@example.com', 'ops@example.com']);
     assert.equal(config.logLevel, 'debug');
     assert.deepEqual(config.rateLimits.auth, { limit: 10, periodMs: 60_000, burst: 5 });
     assert.deepEqual(config.rateLimits.public, { limit: 60, periodMs: 3_600_000, burst: 0 });
@@ -192,6 +190,24 @@ describe('loadConfig', () => {
   it('refuses an idle timeout longer than the absolute timeout', () => {
     const error = refusal({ SESSION_IDLE_TIMEOUT: '13h' });
     assert.match(error.message, /must not exceed SESSION_ABSOLUTE_TIMEOUT/);
+  });
+
+  it('refuses ADMIN_EMAILS, naming the command that grants roles and never the emails', () => {
+    for (const env of [
+      { ADMIN_EMAILS: 'Admin@Clinic.example', NODE_ENV: 'test' },
+      { ADMIN_EMAILS: 'ops@clinic.example,other@clinic.example', NODE_ENV: 'development' },
+    ]) {
+      const error = refusal(env);
+      assert.deepEqual(
+        error.problems.map((p) => p.variable),
+        ['ADMIN_EMAILS'],
+      );
+      assert.match(error.message, /ADMIN_EMAILS=.*no longer exists/);
+      assert.ok(error.message.includes('gatehouse users grant-role EMAIL admin'), error.message);
+      assert.doesNotMatch(error.message, /clinic\.example/i);
+    }
+    // An empty variable counts as unset, as everywhere.
+    assert.equal(loadConfig({ ADMIN_EMAILS: '' }).store.kind, 'memory');
   });
 
   it('refuses short or malformed secret keys without printing them', () => {

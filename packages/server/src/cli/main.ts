@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `gatehouse` command. `serve` runs the reference service (what `npm start` runs);
- * `acl-rule` prints the least-privilege Redis ACL rule. Each command loads only what it needs:
+ * `sessions` and `users` act on its sessions and roles; `acl-rule` prints the least-privilege
+ * Redis ACL rule. Each command loads only what it needs:
  * `doctor` and `acl-rule` load the Redis client and nothing of the service (no database, no
  * Fastify).
  */
@@ -17,6 +18,8 @@ Commands:
                      (--redis-url <url>, --json; exit 1 when a check fails; --help for more)
   sessions           list or end a user's sessions by hand: sessions list --user <id>,
                      sessions revoke <handle>, sessions revoke-all --user <id> (--help for more)
+  users              give or take away the admin role (the /admin dashboard), ending the user's
+                     sessions: users grant-role EMAIL admin, users revoke-role EMAIL admin
   acl-rule           print the least-privilege Redis ACL rule for gatehouse's user
                      (--prefix <prefix>, default gh)
 
@@ -30,6 +33,10 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'sessions') {
     const { sessionsCommand } = await import('./sessions.js');
     return sessionsCommand(argv.slice(1), process.env);
+  }
+  if (argv[0] === 'users') {
+    const { usersCommand } = await import('./users.js');
+    return usersCommand(argv.slice(1), process.env);
   }
   if (argv[0] === 'doctor') {
     const { doctorCommand } = await import('./doctor.js');

@@ -16,26 +16,22 @@
  * Exit status: 0 done; 1 `revoke` found no live session with that handle; 2 the command could
  * not run (usage, configuration, Redis or the database unreachable).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { describeStore, loadConfig, redactUrl, type Config } from '../config.js';
-import {
-  ConfigError,
-  createGatehouse,
-  decodeSecretKey,
-  GatehouseError,
-  HANDLE_LENGTH,
-  SqlSessionRepository,
-  StorePermissionError,
-  StoreUnavailableError,
-  SECRET_KEY_MIN_BYTES,
-  type Gatehouse,
-  type Logger,
-  type Session,
-} from 'gatehouse';
+import { redactUrl, type Config } from '../config.js';
+import { HANDLE_LENGTH, type Gatehouse, type Session } from 'gatehouse';
 import { openDatabase, type Database } from '../service/db.js';
+import {
+  connectGatehouse,
+  embeddedDatabase,
+  loadServiceConfig,
+  oneLine,
+  printable,
+  Refusal,
+  refusalFor,
+  serviceSecretKeys,
+  type Write,
+} from './service-resources.js';
 
 const USAGE = `Usage: gatehouse sessions <command> [options]
 
@@ -70,25 +66,8 @@ const REVOKE_ALL_USAGE = `Usage: gatehouse sessions revoke-all --user <userId>
 Ends every session of the user ("sign out everywhere") and prints how many ended. Every instance
 hears of it. Durable mode ends the database copies too (see "gatehouse sessions revoke --help").`;
 
-/** How long to wait for Redis before saying it is unreachable. */
-const READY_TIMEOUT_MS = 3000;
-/** Any valid origin: CSRF is built by createGatehouse but never used here. */
-const ORIGIN = 'http://localhost';
 const HANDLE_PATTERN = new RegExp(`^[A-Za-z0-9_-]{${String(HANDLE_LENGTH)}}$`);
 const USER_AGENT_WIDTH = 40;
-
-type Write = (text: string) => void;
-
-/** A failure that ends the command with `code` and a message (no stack trace). */
-class Refusal extends Error {
-  constructor(
-    message: string,
-    readonly code: number,
-    readonly usage?: string,
-  ) {
-    super(message);
-  }
-}
 
 type Command =
   | { readonly kind: 'help'; readonly text: string }
@@ -209,13 +188,7 @@ async function run(
   write: Write,
   writeError: Write,
 ): Promise<number> {
-  let config: Config;
-  try {
-    config = loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) throw new Refusal(error.message, 2);
-    throw error;
-  }
+  const config = loadServiceConfig(env);
   if (config.store.kind === 'memory') {
     throw new Refusal(
       'the service is configured with the memory store (no REDIS_URL, REDIS_ADDR, REDIS_SENTINELS or REDIS_CLUSTER_NODES, or REDIS_ENABLED=false): ' +
@@ -224,7 +197,7 @@ async function run(
       2,
     );
   }
-  const secretKeys = config.secretKeys ?? readDevKeys(config.dataDir);
+  const secretKeys = serviceSecretKeys(config);
 
   // The database only matters when sessions are ended: a revocation must tombstone the SQL copy,
   // or a durable session would come back from SQL. Listing reads Redis, as the service does.
@@ -234,45 +207,12 @@ async function run(
     if (config.sessions.durable && command.kind !== 'list') {
       db = await openSessionDatabase(config, writeError);
     }
-    const connection = { reason: undefined as string | undefined };
-    gh = await createGatehouse({
-      redis: config.store.connection,
-      secretKeys,
-      origin: ORIGIN,
-      keyPrefix: config.keyPrefix,
-      readyTimeout: READY_TIMEOUT_MS,
-      logger: connectionLogger(connection),
-      sessions: {
-        idleTimeout: config.sessions.idleTimeoutMs,
-        absoluteTimeout: config.sessions.absoluteTimeoutMs,
-        maxPerUser: config.sessions.maxPerUser,
-        ...(db ? { repository: new SqlSessionRepository(db) } : {}),
-      },
-    });
-    if (!gh.store.isReady()) {
-      const reason = connection.reason === undefined ? '' : `: ${oneLine(connection.reason)}`;
-      throw new Refusal(
-        `Redis is not answering after ${String(READY_TIMEOUT_MS / 1000)} s (${describeStore(config)})${reason}`,
-        2,
-      );
-    }
+    gh = await connectGatehouse(config, secretKeys, db);
     return await execute(command, gh, write, writeError);
   } catch (error) {
-    if (error instanceof Refusal) throw error;
-    if (error instanceof StoreUnavailableError) {
-      throw new Refusal(`Redis is not answering (${describeStore(config)}): ${oneLine(error.message)}`, 2);
-    }
-    if (error instanceof StorePermissionError) {
-      throw new Refusal(
-        `Redis refused gatehouse's user (${describeStore(config)}): ${oneLine(error.message)}`,
-        2,
-      );
-    }
-    if (error instanceof GatehouseError) throw new Refusal(oneLine(error.message), 2);
     // A database error in the middle of a revocation (Redis may have ended the session already:
-    // running the command again finishes the job).
-    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    throw new Refusal(`failed: ${oneLine(text)}`, 2);
+    // running the command again finishes the job) is a refusal too.
+    throw refusalFor(error, config);
   } finally {
     await gh?.close().catch(() => undefined);
     await db?.close().catch(() => undefined);
@@ -311,59 +251,19 @@ async function execute(
 }
 
 /**
- * The service's development key, read as loadOrCreateDevKeys reads it, but never created: a key
- * made here would name no session the service holds.
- */
-function readDevKeys(dataDir: string): Buffer[] {
-  const file = join(dataDir, 'secret-keys');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new Refusal(
-        `no SECRET_KEYS and no development key in DATA_DIR (${file}): set SECRET_KEYS to the service's keys, ` +
-          'or DATA_DIR to the directory of the service that generated one',
-        2,
-      );
-    }
-    throw new Refusal(`cannot read the development key ${file} (${code ?? 'unreadable'})`, 2);
-  }
-  const keys = text
-    .split(/[\s,]+/)
-    .filter((item) => item !== '')
-    .map((item) => decodeSecretKey(item));
-  if (keys.length === 0 || keys.some((key) => key === undefined || key.length < SECRET_KEY_MIN_BYTES)) {
-    throw new Refusal(`${file} does not hold valid keys`, 2);
-  }
-  return keys as Buffer[];
-}
-
-/**
  * The service database for durable mode, or undefined (with a note) when it has no session table
  * or, embedded, does not exist: then only Redis is changed, and migrations are never run here.
  */
 async function openSessionDatabase(config: Config, writeError: Write): Promise<Database | undefined> {
   let where: string;
   if (config.databaseUrl === undefined) {
-    const dir = join(config.dataDir, 'pglite');
-    where = `the embedded database in ${dir}`;
-    if (!existsSync(dir)) {
+    const embedded = embeddedDatabase(config);
+    where = embedded.where;
+    if (!embedded.exists) {
       writeError(
-        `gatehouse sessions: note: SESSION_DURABLE is on but DATA_DIR has no embedded database (${dir}); ending the sessions in Redis only\n`,
+        `gatehouse sessions: note: SESSION_DURABLE is on but DATA_DIR has no embedded database (${embedded.dir}); ending the sessions in Redis only\n`,
       );
       return undefined;
-    }
-    // PGlite keeps no lock: a second process writing the directory loses (or corrupts) the
-    // other's writes. An open PGlite leaves this file behind until it closes.
-    if (existsSync(join(dir, 'postmaster.pid'))) {
-      throw new Refusal(
-        `${where} is open in another process (the service?): it is single-process, so this command cannot ` +
-          'write the durable copy while the service runs. Stop the service first (or use DATABASE_URL, PostgreSQL). ' +
-          `If nothing uses it, it was not closed cleanly: start and stop the service once (it leaves ${join(dir, 'postmaster.pid')} behind).`,
-        2,
-      );
     }
   } else {
     where = `the database at ${redactUrl(config.databaseUrl)}`;
@@ -385,29 +285,6 @@ async function openSessionDatabase(config: Config, writeError: Write): Promise<D
     const text = error instanceof Error ? error.message : String(error);
     throw new Refusal(`cannot use ${where} (SESSION_DURABLE is on): ${oneLine(text)}`, 2);
   }
-}
-
-/** Silent, except that it keeps why the connection failed, for the message. */
-function connectionLogger(connection: { reason: string | undefined }): Logger {
-  const ignore = (): void => undefined;
-  return {
-    error: ignore,
-    info: ignore,
-    debug: ignore,
-    warn: (fields) => {
-      const reason = fields['reason'];
-      if (typeof reason === 'string') connection.reason ??= reason;
-    },
-  };
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, '; ').trim();
-}
-
-/** Terminal-safe text: control characters (escape sequences) and bidi overrides become "?". */
-function printable(text: string): string {
-  return text.replace(/[\p{Cc}\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu, '?');
 }
 
 /** JSON.stringify leaves C1 controls, bidi overrides and line separators raw: escape them too. */

@@ -14,6 +14,8 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 const SECRET_VARIABLES = new Set(['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'SECRET_KEYS']);
 const URL_VARIABLES = new Set(['REDIS_URL', 'DATABASE_URL', 'GOTENBERG_URL']);
+/** Variables whose values are personal data (emails): named in a problem, never shown. */
+const PERSONAL_VARIABLES = new Set(['ADMIN_EMAILS']);
 
 /**
  * A URL with everything between `://` and the last `@` replaced, by text and not by parsing: a
@@ -29,6 +31,7 @@ export function redactUrl(text: string): string {
 /** A value as it may appear in an error message: quoted, shortened, and never a secret. */
 function printable(variable: string, value: string): string {
   if (SECRET_VARIABLES.has(variable)) return `(redacted, ${String(value.length)} characters)`;
+  if (PERSONAL_VARIABLES.has(variable)) return '(not shown: personal data)';
   const shown = URL_VARIABLES.has(variable) ? redactUrl(value) : value;
   const short = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
   return JSON.stringify(short);

@@ -51,8 +51,6 @@ export interface Config {
   readonly secretKeys: readonly Buffer[] | undefined;
   /** Number of trusted proxies in front of the service; 0 means use the socket address. */
   readonly trustProxy: number;
-  /** Lower-cased. */
-  readonly adminEmails: readonly string[];
   readonly logLevel: LogLevel;
   readonly rateLimits: Readonly<Record<RateLimitPolicyName, RateLimitPolicy>>;
   /** Instances sharing one Redis: each admits its share of a limit while Redis is down. */

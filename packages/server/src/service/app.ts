@@ -31,6 +31,7 @@ import { sendHttpRefusal, sendRefusal } from './replies.js';
 import { registerAuthRoutes } from './routes/auth.js';
 import { registerFormRoutes } from './routes/forms.js';
 import { registerOperationsRoutes } from './routes/operations.js';
+import { registerOrganizationRoutes } from './routes/organizations.js';
 import { registerSessionRoutes } from './routes/sessions.js';
 import { authenticateAccessToken, revokeAccessTokens } from './session-access-tokens.js';
 
@@ -296,6 +297,7 @@ export async function createService(config: Config, options: CreateServiceOption
   });
 
   registerAuthRoutes(app, context);
+  registerOrganizationRoutes(app, context);
   registerSessionRoutes(app, context);
   registerFormRoutes(app, context);
   registerOperationsRoutes(app, context);

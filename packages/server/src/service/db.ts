@@ -130,6 +130,31 @@ export const MIGRATIONS: readonly string[] = [
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
   `,
   SESSION_TABLE_SQL,
+  // Organizations with owners (docs/http-api.md, "Organizations"): the first user of each
+  // organization is the one who created it, and becomes its owner. `admin` given by the former
+  // ADMIN_EMAILS goes: whoever signed up first with a listed email got it, so it is granted again
+  // by command only (docs/configuration.md, "Roles"). A removed member keeps the row (forms and
+  // audit rows name it) with `removed_at` set. Invite codes move from Redis to SQL, as hashes.
+  `
+  ALTER TABLE users ADD COLUMN removed_at timestamptz;
+  UPDATE users SET roles = array_remove(roles, 'admin');
+  UPDATE users SET roles = array_prepend('owner', roles)
+    WHERE id IN (SELECT DISTINCT ON (organization_id) id FROM users ORDER BY organization_id, created_at, id);
+  CREATE INDEX users_organization ON users (organization_id, created_at) WHERE removed_at IS NULL;
+  CREATE TABLE invites (
+    id text PRIMARY KEY,
+    organization_id text NOT NULL REFERENCES organizations (id),
+    code_hash text NOT NULL UNIQUE,
+    email text,
+    created_by text NOT NULL REFERENCES users (id),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    used_at timestamptz,
+    used_by text REFERENCES users (id),
+    revoked_at timestamptz
+  );
+  CREATE INDEX invites_pending ON invites (organization_id, created_at) WHERE used_at IS NULL AND revoked_at IS NULL;
+  `,
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

@@ -21,6 +21,8 @@ declare module 'fastify' {
     summary?: string;
     /** OpenAPI: the groups the route is listed under. */
     tags?: readonly string[];
+    /** OpenAPI: the body may be left out (the route then handles it as `{}`). */
+    optionalBody?: boolean;
   }
 }
 
@@ -67,7 +69,7 @@ function build(routes: readonly CollectedRoute[], version: string): Record<strin
     };
     if (route.schema.body !== undefined) {
       operation.requestBody = {
-        required: true,
+        required: route.schema.optionalBody !== true,
         content: { 'application/json': { schema: route.schema.body } },
       };
     }

@@ -44,7 +44,7 @@ export async function authenticateAccessToken(context: ServiceContext, token: st
  * (Redis down) must not turn a sign-out into an error.
  */
 export async function revokeAccessTokens(
-  context: ServiceContext,
+  context: Pick<ServiceContext, 'gh' | 'accessTokens' | 'audit'>,
   session: { readonly handle: string },
 ): Promise<void> {
   try {

@@ -40,7 +40,6 @@ export const COMPOSE_INPUTS: Record<string, string> = {
   GATEHOUSE_AUDITOR_PASSWORD: 'b'.repeat(64),
   POSTGRES_PASSWORD: 'c'.repeat(64),
   SECRET_KEYS: `${'d'.repeat(64)},${'e'.repeat(64)}`,
-  GATEHOUSE_ADMIN_EMAILS: 'admin@example.com',
 };
 
 /** Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?error}`, from COMPOSE_INPUTS. */

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 import { ADMIN_CSP } from '../../src/service/admin-page/page.js';
+import { changeServiceRole } from '../../src/service/service-roles.js';
 import { Client, freshEmail } from '../helpers/client.js';
 import { startService, type RunningService } from '../helpers/start-service.js';
 
@@ -87,10 +88,17 @@ describe('the operations dashboard in headless Chromium', { timeout: 60_000 }, (
   let context: BrowserContext | undefined;
 
   before(async () => {
-    running = await startService({ ADMIN_EMAILS: ADMIN_EMAIL });
+    running = await startService({});
     base = running.base;
     admin = new Client(base);
     await admin.signUp(ADMIN_EMAIL);
+    // What `gatehouse users grant-role EMAIL admin` runs, in-process (the memory store lives here).
+    const granted = await changeServiceRole(running.service.context, {
+      email: ADMIN_EMAIL,
+      role: 'admin',
+      change: 'grant',
+    });
+    assert.equal(granted.kind, 'changed');
     await admin.signIn(ADMIN_EMAIL);
     assert.ok(admin.user?.roles.includes('admin'));
     browser = await chromium.launch({

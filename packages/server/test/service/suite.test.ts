@@ -21,11 +21,9 @@ import { Client, freshEmail, readEvents } from '../helpers/client.js';
 import { createTestDatabase, startService } from '../helpers/start-service.js';
 import { serviceSuite } from './suite.js';
 
-const COMMON = { ADMIN_EMAILS: 'admin@clinic.example' };
-
 serviceSuite('memory store, PGlite, secure cookies', {
   secureCookies: true,
-  start: () => startService({ ...COMMON, COOKIE_SECURE: 'true' }),
+  start: () => startService({ COOKIE_SECURE: 'true' }),
 });
 
 describe('on standalone Redis with PostgreSQL', () => {
@@ -47,7 +45,6 @@ describe('on standalone Redis with PostgreSQL', () => {
     secureCookies: false,
     start: () =>
       startService({
-        ...COMMON,
         REDIS_URL: `redis://127.0.0.1:${String(redis.server.port)}`,
         REDIS_KEY_PREFIX: prefix,
         DATABASE_URL: database.url,
@@ -75,7 +72,6 @@ describe('on a Redis Cluster with PGlite', () => {
     secureCookies: false,
     start: () =>
       startService({
-        ...COMMON,
         REDIS_CLUSTER_NODES: cluster.connection.nodes
           .map((node) => `127.0.0.1:${String(node.port)}`)
           .join(','),
@@ -94,7 +90,7 @@ describe(
   () => {
     let running: Awaited<ReturnType<typeof startService>>;
     before(async () => {
-      running = await startService({ ...COMMON, SESSION_IDLE_TIMEOUT: '2s', SESSION_MAX_PER_USER: '1' });
+      running = await startService({ SESSION_IDLE_TIMEOUT: '2s', SESSION_MAX_PER_USER: '1' });
     });
     after(async () => {
       await running.close();

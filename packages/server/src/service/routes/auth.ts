@@ -1,14 +1,17 @@
 /**
- * Sign-up, sign-in, sign-out, the current user, CSRF tokens, access tokens and the JWKS, and
- * organization invites (docs/http-api.md, "Accounts and sign-in" and "Organizations").
+ * Sign-up, sign-in, sign-out, the current user, CSRF tokens, access tokens and the JWKS
+ * (docs/http-api.md, "Accounts and sign-in"). Invites and members are in
+ * packages/server/src/service/routes/organizations.ts.
  */
 import { randomUUID } from 'node:crypto';
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
+import type { Session } from 'gatehouse';
 import { nodeRequestView } from 'gatehouse/fastify';
 
 import type { ServiceContext } from '../context.js';
+import { findPendingInvite, useInvite } from '../invites.js';
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
 import { ok, sendRefusal } from '../replies.js';
 import { requireSession } from '../require-session.js';
@@ -16,12 +19,16 @@ import { envelope, errorResponse, noContent, presentSession, sessionSchema, user
 import { revokeAccessTokens } from '../session-access-tokens.js';
 import {
   findUserByEmail,
+  findUserById,
   insertOrganization,
   insertUser,
+  MEMBER_ROLES,
   normalizeEmail,
-  organizationExists,
+  OWNER_ROLES,
   presentUser,
+  sameAccess,
   UserCache,
+  type User,
 } from '../users.js';
 
 /** A sign-up refused inside its transaction (rolled back). */
@@ -31,9 +38,9 @@ class SignupRefused extends Error {
   }
 }
 
-/** Invite codes live 7 days. */
-export const INVITE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
-const INVITE_PURPOSE = (organizationId: string) => `invite:${organizationId}`;
+/** The one answer to a wrong password, an unknown email and a removed member alike. */
+const WRONG_CREDENTIALS = 'The email or password is wrong.';
+const INVITE_INVALID = 'The invite code is used, expired, unknown or for another email.';
 
 const credentials = {
   type: 'object',
@@ -54,19 +61,6 @@ const signupBody = {
   },
 } as const;
 
-/** An invite code: the organization id and a nonce bound to it, `<base64url org id>.<nonce>`. */
-function inviteCode(organizationId: string, nonce: string): string {
-  return `${Buffer.from(organizationId).toString('base64url')}.${nonce}`;
-}
-
-function parseInviteCode(code: string): { organizationId: string; nonce: string } | null {
-  const dot = code.indexOf('.');
-  if (dot < 1) return null;
-  const organizationId = Buffer.from(code.slice(0, dot), 'base64url').toString('utf8');
-  if (!/^[0-9a-f-]{36}$/.test(organizationId)) return null;
-  return { organizationId, nonce: code.slice(dot + 1) };
-}
-
 /**
  * Sign-in and sign-up carry no session to protect, but a browser must not be made to sign in
  * from another site (login CSRF): when a browser says where the request comes from, it must be
@@ -86,8 +80,40 @@ function crossSiteSignIn(context: ServiceContext, request: FastifyRequest): bool
 }
 
 export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext): void {
-  const { gh, db, audit, config } = context;
+  const { gh, db, audit } = context;
   const users = new UserCache(db);
+
+  /**
+   * A session for `user` that carries what SQL says once it exists. A removal or role change
+   * writes SQL first and then ends the user's sessions (packages/server/src/service/end-user-sessions.ts):
+   * one that committed while this sign-in ran has either ended this session already, or is seen
+   * by reading the user again here, and the session made from the stale read is ended at once.
+   */
+  async function openSession(
+    request: FastifyRequest,
+    read: User,
+  ): Promise<{ token: string; session: Session; user: User } | 'removed' | 'changing'> {
+    let user = read;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const { token, session } = await gh.sessions.create({
+        userId: user.id,
+        organizationId: user.organizationId,
+        roles: user.roles,
+        ip: app.gatehouse.clientIp(nodeRequestView(request.raw)),
+        userAgent: (request.headers['user-agent'] ?? '').slice(0, 512) || null,
+        authMethod: 'password',
+      });
+      const now = await findUserById(db, user.id).catch(async (error: unknown) => {
+        await gh.sessions.revoke(session.handle, { cause: 'terminated' });
+        throw error;
+      });
+      if (now && sameAccess(now, user)) return { token, session, user };
+      await gh.sessions.revoke(session.handle, { cause: 'terminated' });
+      if (!now) return 'removed';
+      user = now;
+    }
+    return 'changing';
+  }
 
   app.post(
     '/api/v1/auth/signup',
@@ -122,29 +148,33 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
         return sendRefusal(reply, 'CONFLICT', 'An account with this email exists.');
       }
       const passwordHash = await hashPassword(body.password);
-      const invite = body.inviteCode === undefined ? undefined : parseInviteCode(body.inviteCode);
-      if (invite === null || (invite && !(await organizationExists(db, invite.organizationId)))) {
+      const refuseInvite = (reason: string) => {
         audit.record({
           type: 'invite.refused',
           outcome: 'failure',
           requestId: request.id,
-          details: { reason: 'invalid' },
+          details: { reason },
         });
-        return sendRefusal(reply, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
-      }
+        return sendRefusal(reply, 'NONCE_INVALID', INVITE_INVALID);
+      };
+      const invite = body.inviteCode === undefined ? null : await findPendingInvite(db, body.inviteCode);
+      if (body.inviteCode !== undefined && invite === null) return refuseInvite('unknown');
+      if (invite && invite.email !== null && invite.email !== email) return refuseInvite('email-mismatch');
       const organizationId = invite ? invite.organizationId : randomUUID();
-      const roles = config.adminEmails.includes(email) ? ['member', 'admin'] : ['member'];
-      const user = { id: randomUUID(), email, passwordHash, organizationId, roles };
+      const user: User = {
+        id: randomUUID(),
+        email,
+        passwordHash,
+        organizationId,
+        roles: invite ? MEMBER_ROLES : OWNER_ROLES,
+      };
       // One transaction: the user (and a new organization) exist only if the invite was spent,
       // and the invite is spent only by a sign-up that is otherwise accepted (it comes last).
       const outcome = await db
         .transaction(async (tx) => {
           if (!invite) await insertOrganization(tx, organizationId);
           if (!(await insertUser(tx, user))) throw new SignupRefused('email-taken');
-          if (invite) {
-            const used = await gh.nonces.consume(INVITE_PURPOSE(invite.organizationId), invite.nonce);
-            if (!used.ok) throw new SignupRefused(used.reason);
-          }
+          if (invite && !(await useInvite(tx, invite.id, user.id, email))) throw new SignupRefused('used');
           return 'created' as const;
         })
         .catch((error: unknown) => {
@@ -152,22 +182,21 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
           throw error;
         });
       if (outcome instanceof SignupRefused) {
+        if (outcome.reason !== 'email-taken') return refuseInvite(outcome.reason);
         audit.record({
-          type: outcome.reason === 'email-taken' ? 'user.signup' : 'invite.refused',
+          type: 'user.signup',
           outcome: 'failure',
           requestId: request.id,
           details: { reason: outcome.reason },
         });
-        return outcome.reason === 'email-taken'
-          ? sendRefusal(reply, 'CONFLICT', 'An account with this email exists.')
-          : sendRefusal(reply, 'NONCE_INVALID', 'The invite code is used, expired or unknown.');
+        return sendRefusal(reply, 'CONFLICT', 'An account with this email exists.');
       }
       audit.record({
         type: 'user.signup',
         outcome: 'success',
         userId: user.id,
         requestId: request.id,
-        details: { invited: body.inviteCode !== undefined },
+        details: invite ? { invited: true, inviteId: invite.id } : { invited: false },
       });
       return reply.code(201).send(ok({ user: presentUser(user) }));
     },
@@ -202,31 +231,42 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
         return sendRefusal(reply, 'CSRF_INVALID', 'Sign in from the service itself.');
       const body = request.body as { email: string; password: string };
       const email = normalizeEmail(body.email);
-      const user = email ? await findUserByEmail(db, email) : null;
-      // Unknown emails cost a hash too, so the answer's timing does not tell which emails exist.
-      const valid = await context.passwords.verify(user?.passwordHash ?? null, body.password);
-      if (!user || !valid) {
+      const found = email ? await findUserByEmail(db, email) : null;
+      // Unknown emails cost a hash too, so the answer's timing does not tell which emails exist;
+      // a removed member's own hash is verified, and their answer is a wrong password's.
+      const valid = await context.passwords.verify(found?.passwordHash ?? null, body.password);
+      if (!found || found.removed || !valid) {
         audit.record({
           type: 'signin',
           outcome: 'failure',
-          userId: user?.id ?? null,
+          userId: found?.id ?? null,
           requestId: request.id,
-          details: { reason: user ? 'wrong-password' : 'unknown-email' },
+          details: { reason: !found ? 'unknown-email' : found.removed ? 'removed' : 'wrong-password' },
         });
         context.metrics.signinFailures.inc();
-        return sendRefusal(reply, 'UNAUTHENTICATED', 'The email or password is wrong.');
+        return sendRefusal(reply, 'UNAUTHENTICATED', WRONG_CREDENTIALS);
       }
       // A session the request already carries ends here: no token outlives a sign-in (fixation).
       const previous = request.session;
       if (previous) await gh.sessions.revoke(previous.handle, { cause: 'signin' });
-      const { token, session } = await gh.sessions.create({
-        userId: user.id,
-        organizationId: user.organizationId,
-        roles: user.roles,
-        ip: app.gatehouse.clientIp(nodeRequestView(request.raw)),
-        userAgent: (request.headers['user-agent'] ?? '').slice(0, 512) || null,
-        authMethod: 'password',
-      });
+      const opened = await openSession(request, found);
+      if (opened === 'removed') {
+        audit.record({
+          type: 'signin',
+          outcome: 'failure',
+          userId: found.id,
+          requestId: request.id,
+          details: { reason: 'removed' },
+        });
+        context.metrics.signinFailures.inc();
+        return sendRefusal(reply, 'UNAUTHENTICATED', WRONG_CREDENTIALS);
+      }
+      if (opened === 'changing') {
+        return sendRefusal(reply, 'SERVICE_UNAVAILABLE', 'The account is being changed; sign in again.', {
+          'Retry-After': '1',
+        });
+      }
+      const { token, session, user } = opened;
       const [csrfToken, access] = await Promise.all([
         gh.csrf.issue(session),
         context.accessTokens.issue({
@@ -317,7 +357,16 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
       const session = requireSession(request);
       const user = await users.find(session.userId);
       if (!user) return sendRefusal(reply, 'UNAUTHENTICATED', 'The account no longer exists.');
-      return ok({ user, session: presentSession(session, session.handle) });
+      // Roles and organization as the session carries them: a change ends the session, so these
+      // are never stale, where the cached row could be.
+      return ok({
+        user: {
+          ...user,
+          organizationId: session.organizationId ?? user.organizationId,
+          roles: [...session.roles],
+        },
+        session: presentSession(session, session.handle),
+      });
     },
   );
 
@@ -358,46 +407,5 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
     },
     (_request, reply) =>
       reply.header('Cache-Control', 'public, max-age=300').send(context.accessTokens.jwks()),
-  );
-
-  app.post(
-    '/api/v1/organizations/invites',
-    {
-      schema: {
-        summary: "A single-use code (7 days) to join the caller's organization",
-        tags: ['organizations'],
-        response: {
-          201: envelope({
-            type: 'object',
-            properties: {
-              inviteCode: { type: 'string' },
-              expiresAt: { type: 'string', format: 'date-time' },
-            },
-          }),
-          401: errorResponse,
-        },
-      },
-      config: { gatehouse: { session: 'required', rateLimit: 'api' } },
-    },
-    async (request, reply) => {
-      const session = requireSession(request);
-      const organizationId = session.organizationId;
-      if (organizationId === null) return sendRefusal(reply, 'FORBIDDEN', 'You belong to no organization.');
-      const { nonce, expiresAtMs } = await gh.nonces.issue(INVITE_PURPOSE(organizationId), {
-        ttl: INVITE_TTL_MS,
-      });
-      audit.record({
-        type: 'invite.created',
-        outcome: 'success',
-        userId: session.userId,
-        requestId: request.id,
-      });
-      return reply.code(201).send(
-        ok({
-          inviteCode: inviteCode(organizationId, nonce),
-          expiresAt: new Date(expiresAtMs).toISOString(),
-        }),
-      );
-    },
   );
 }

@@ -112,9 +112,14 @@ export async function buildCase(route: RouteInfo, index: number, rng: Rng, fx: F
 
   // Who asks, and how.
   const victim = fx.victims.get(route.key);
-  const pool = route.roles.includes('admin')
+  const entitled = route.roles.includes('admin')
+    ? fx.admins
+    : route.roles.includes('owner')
+      ? fx.owners
+      : undefined;
+  const pool = entitled
     ? rng.chance(0.85)
-      ? fx.admins
+      ? entitled
       : fx.members
     : rng.chance(0.85)
       ? fx.members

@@ -1,13 +1,14 @@
 /**
- * What the fuzzer knows of the service besides its routes, made before the cases run: members,
- * outsiders and admins with their sessions, CSRF and access tokens, ended sessions, forms,
- * responses, invites, and a way to mint more sessions and nonces.
+ * What the fuzzer knows of the service besides its routes, made before the cases run: owners,
+ * members, outsiders and admins with their sessions, CSRF and access tokens, ended sessions,
+ * forms, responses, invites, and ways to mint more sessions, nonces, members and invites.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
+import { createInvite } from '../../../src/service/invites.js';
 import { hashPassword } from '../../../src/service/passwords.js';
-import { insertOrganization, insertUser } from '../../../src/service/users.js';
+import { insertOrganization, insertUser, MEMBER_ROLES, OWNER_ROLES } from '../../../src/service/users.js';
 import { Client, freshEmail } from '../../helpers/client.js';
 import type { RunningService } from '../../helpers/start-service.js';
 
@@ -43,6 +44,11 @@ export interface Fixtures {
   readonly origin: string;
   readonly host: string;
   readonly members: readonly Principal[];
+  /**
+   * Owners of organizations of their own (the first is the owner of the members' organization):
+   * the owner-only routes spread over them, each within its own API allowance.
+   */
+  readonly owners: readonly Principal[];
   readonly outsiders: readonly Principal[];
   readonly admins: readonly Principal[];
   /** A member the fuzz never uses: a fresh API allowance for the flood checks. */
@@ -69,6 +75,10 @@ export interface Fixtures {
   readonly lockTokens: Map<string, string>;
   mint(user: User): Promise<Principal>;
   nonce(formId: string): Promise<string>;
+  /** A new member of the organization: someone to remove. */
+  member(organizationId: string): Promise<User>;
+  /** A new pending invite of the organization, made by its owner: something to revoke. */
+  invite(owner: User): Promise<string>;
 }
 
 export interface Field {
@@ -101,7 +111,7 @@ export async function setUp(running: RunningService): Promise<Fixtures> {
     await insertOrganization(db, id);
     return id;
   };
-  const user = async (organizationId: string, roles: readonly string[] = ['member']): Promise<User> => {
+  const user = async (organizationId: string, roles: readonly string[] = MEMBER_ROLES): Promise<User> => {
     const made = { id: randomUUID(), email: freshEmail(), organizationId, roles };
     assert.ok(await insertUser(db, { ...made, passwordHash }));
     return made;
@@ -137,9 +147,12 @@ export async function setUp(running: RunningService): Promise<Fixtures> {
     csrf: owner.csrfToken,
     access: owner.accessToken,
   };
+  assert.deepEqual(ownerUser.roles, OWNER_ROLES);
   const orgA = ownerUser.organizationId;
   const members = [ownerPrincipal];
   for (let i = 0; i < 9; i++) members.push(await mint(await user(orgA)));
+  const owners = [ownerPrincipal];
+  for (let i = 0; i < 3; i++) owners.push(await mint(await user(await organization(), OWNER_ROLES)));
   const quiet = await mint(await user(orgA));
   const orgB = await organization();
   const outsiders = [await mint(await user(orgB)), await mint(await user(orgB))];
@@ -195,7 +208,11 @@ export async function setUp(running: RunningService): Promise<Fixtures> {
   const responseForeign = (await submit(formForeign, { b: 'elsewhere' })).id;
   const invites: string[] = [];
   for (let i = 0; i < 6; i++) {
-    const invite = await owner.post('/api/v1/organizations/invites');
+    // Some bound to an email no fuzz sign-up uses: those are refused, and stay usable.
+    const invite = await owner.post(
+      '/api/v1/organizations/invites',
+      i % 3 === 1 ? { email: freshEmail() } : undefined,
+    );
     assert.equal(invite.status, 201, invite.text);
     invites.push(String(invite.json.data.inviteCode));
   }
@@ -207,6 +224,7 @@ export async function setUp(running: RunningService): Promise<Fixtures> {
     origin: base,
     host: url.host,
     members,
+    owners,
     quiet,
     outsiders,
     admins,
@@ -224,5 +242,15 @@ export async function setUp(running: RunningService): Promise<Fixtures> {
     lockTokens: new Map(),
     mint,
     nonce: async (formId) => (await gh.nonces.issue(`form:${formId}`, { ttl: 30 * 60 * 1000 })).nonce,
+    member: (organizationId) => user(organizationId),
+    invite: async (of) => {
+      const made = await createInvite(db, {
+        organizationId: of.organizationId,
+        createdBy: of.id,
+        email: null,
+      });
+      assert.ok(made);
+      return made.invite.id;
+    },
   };
 }

@@ -36,6 +36,16 @@ export async function validId(
     const own = principal.user === fx.victims.get(route.key) && rng.chance(0.3);
     return own ? principal.handle : (await fx.mint(fx.terminateTarget)).handle;
   }
+  if (t === '/api/v1/organizations/members/{id}') {
+    // A member of the caller's organization to remove (the caller themself, or someone else's).
+    if (!clean && rng.chance(0.2)) return rng.pick([principal.user.id, rng.pick(fx.outsiders).user.id]);
+    return (await fx.member(principal.user.organizationId)).id;
+  }
+  if (t === '/api/v1/organizations/invites/{id}') {
+    // A pending invite of the caller's organization, or another organization's.
+    if (!clean && rng.chance(0.2)) return fx.invite(rng.pick(fx.owners).user);
+    return fx.invite(principal.user);
+  }
   return rng.text(12);
 }
 
@@ -69,6 +79,8 @@ export async function validBody(
         ...(invite === undefined ? {} : { inviteCode: invite }),
       };
     }
+    case 'POST /api/v1/organizations/invites':
+      return rng.chance(0.5) ? {} : { email: `invitee-${index}-${rng.text(6)}@clinic.example` };
     case 'POST /api/v1/auth/signin':
       return rng.chance(0.8)
         ? { email: victim?.email ?? 'nobody@clinic.example', password: PASSWORD }

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 
-import { Client, readEvents } from '../../helpers/client.js';
+import { changeServiceRole } from '../../../src/service/service-roles.js';
+import { Client, freshEmail, readEvents } from '../../helpers/client.js';
 import type { SuiteContext } from './context.js';
 
 export function operationCases(suite: SuiteContext): void {
@@ -142,6 +143,10 @@ export function operationCases(suite: SuiteContext): void {
       ['/.well-known/jwks.json', 'get'],
       ['/api/v1/events', 'get'],
       ['/api/v1/organizations/invites', 'post'],
+      ['/api/v1/organizations/invites', 'get'],
+      ['/api/v1/organizations/invites/{id}', 'delete'],
+      ['/api/v1/organizations/members', 'get'],
+      ['/api/v1/organizations/members/{id}', 'delete'],
       ['/api/v1/sessions', 'get'],
       ['/api/v1/sessions/{id}', 'delete'],
       ['/api/v1/sessions', 'delete'],
@@ -174,10 +179,21 @@ export function operationCases(suite: SuiteContext): void {
     const forbidden = await plain.get('/admin');
     assert.equal(forbidden.status, 403);
     assert.equal(forbidden.json.error.code, 'FORBIDDEN');
+    // Only the command line grants admin (gatehouse users grant-role): the same code, in-process.
     const admin = new Client(suite.base);
-    await admin.signUp('admin@clinic.example');
-    await admin.signIn('admin@clinic.example');
-    assert.ok(admin.user?.roles.includes('admin'));
+    const adminEmail = freshEmail();
+    await admin.signUp(adminEmail);
+    await admin.signIn(adminEmail);
+    assert.equal((await admin.get('/admin')).status, 403);
+    const granted = await changeServiceRole(suite.running.service.context, {
+      email: adminEmail,
+      role: 'admin',
+      change: 'grant',
+    });
+    assert.equal(granted.kind, 'changed');
+    assert.equal((await admin.get('/api/v1/me')).status, 401, 'the grant ended the session');
+    await admin.signIn(adminEmail);
+    assert.deepEqual(admin.user?.roles, ['owner', 'member', 'admin']);
     const page = await admin.get('/admin');
     assert.equal(page.status, 200);
     assert.match(page.text, /gatehouse operations/);
