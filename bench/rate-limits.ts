@@ -48,8 +48,8 @@ export async function runRateLimitBench(options: {
     const toleranceMs = (100_000_000 - 1) * intervalMs;
     const rawCalls = subjects.map((subject) => ({
       keys: [store.keys.tagged('rl', 'rl', `api:${keyRing.identifier('rate-limit subject', subject, 22)}`)],
-      // One request of one key, as the script takes it (gatehouse batches several).
-      arguments: ['1', '1', String(intervalMs), String(toleranceMs)],
+      // One charging request of one key, as the script takes it (gatehouse batches several).
+      arguments: ['1', '1', '1', String(intervalMs), String(toleranceMs)],
     }));
 
     const flexible = new RateLimiterRedis({

@@ -45,6 +45,14 @@ export {
 } from './rate-limit/rate-limits.js';
 export { decodeSecretKey, KeyRing, SECRET_KEY_MIN_BYTES } from './crypto/keyring.js';
 export {
+  MAX_TRUSTED_PROXY_COUNT,
+  parseTrustedProxies,
+  TrustedProxies,
+  type TrustedProxiesParse,
+  type TrustProxyOption,
+} from './http/client-ip.js';
+export { ipRateLimitGroup } from './http/ip-address.js';
+export {
   CSRF_TOKEN_LENGTH,
   Csrf,
   type CsrfAuditEvent,

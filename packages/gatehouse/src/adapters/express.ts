@@ -55,7 +55,9 @@ export interface GatehouseExpress {
   /**
    * Attaches `req.session` to every request (401s are for `protect`) and checks CSRF on every
    * cookie-authenticated unsafe request (403 `CSRF_INVALID`); `{ csrf: false }` leaves that to
-   * `protect()` on each route.
+   * `protect()` on each route. With an `anonymousPolicy`, a credential from a client IP that
+   * policy refused a moment ago is not validated here: `req.session` stays null and the route's
+   * `protect()` decides (429 when it needs a session).
    */
   authenticate(options?: { csrf?: boolean }): RequestHandler;
   /**
@@ -133,7 +135,10 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
   const admissions = new WeakMap<Request, Admission>();
 
   async function admit(req: Request, res: Response, route: RouteRequirements): Promise<Admission> {
-    const admission = await guard.admit(view(req), route, admissions.get(req));
+    return attach(req, res, await guard.admit(view(req), route, admissions.get(req)));
+  }
+
+  function attach(req: Request, res: Response, admission: Admission): Admission {
     admissions.set(req, admission);
     req.session = admission.authentication.session;
     req.gatehouseAuth = admission.authentication;
@@ -145,9 +150,13 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
     guard,
     // Every cookie-authenticated unsafe request is checked here (unless `csrf: false`), so a
     // route without `protect()` is not left open to CSRF.
+    // The route is not known yet: a credential from a client IP the anonymous limit refused a
+    // moment ago is left for protect() to decide (see HttpGuard.admitBeforeRoute).
     authenticate: (authenticateOptions = {}) => {
-      const route: RouteRequirements = { csrf: authenticateOptions.csrf !== false };
-      return handler(async (req, res) => (await admit(req, res, route)).refusal);
+      const options = { csrf: authenticateOptions.csrf !== false };
+      return handler(
+        async (req, res) => attach(req, res, await guard.admitBeforeRoute(view(req), options)).refusal,
+      );
     },
     protect: (requirements = {}) => {
       guard.checkDefinition(requirements, 'protect()');
@@ -204,7 +213,9 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
       res.append('Set-Cookie', guard.sessionCookie(token, session));
     },
     signOut: async (req, res) => {
-      const admission = admissions.get(req) ?? (await admit(req, res, NO_CSRF_CHECK));
+      const previous = admissions.get(req);
+      // A deferred admission validated nothing: the session to end is found now.
+      const admission = previous && !previous.deferred ? previous : await admit(req, res, NO_CSRF_CHECK);
       const headers = await guard.signOut(admission.authentication);
       res.set(headers);
     },
@@ -213,8 +224,10 @@ export function gatehouseExpress(options: GatehouseExpressOptions): GatehouseExp
 
 export {
   HttpGuard,
+  type Admission,
   type Authentication,
   type HttpGuardOptions,
+  type RateLimitAnswer,
   type RouteRequirements,
 } from '../http/guard.js';
 export {

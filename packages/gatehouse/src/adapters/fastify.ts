@@ -197,6 +197,7 @@ export {
   type AdmissionRoute,
   type Authentication,
   type HttpGuardOptions,
+  type RateLimitAnswer,
   type RouteRequirements,
 } from '../http/guard.js';
 export {

@@ -8,15 +8,17 @@
 import type { IncomingMessage } from 'node:http';
 
 import type { Csrf } from '../csrf/csrf.js';
-import type { Lock, Locks } from '../locks/locks.js';
+import type { Locks } from '../locks/locks.js';
 import type { Nonces } from '../nonces/nonces.js';
 import type { RateLimitDecision, RateLimits } from '../rate-limit/rate-limits.js';
 import type { Session, Sessions, SessionToken, SessionValidationResult } from '../sessions/sessions.js';
 import type { SessionEndReason } from '../store/session-store.js';
-import { toMs, type Duration } from '../util/duration.js';
-import { clientIp } from './client-ip.js';
+import type { Duration } from '../util/duration.js';
+import { BodyRequirements, type BodyRequirementsInput, type HeldRouteLock } from './body-requirements.js';
+import { clientIp, resolveTrustProxy, type TrustedProxies, type TrustProxyOption } from './client-ip.js';
 import { clearedSessionCookie, readCookie, sessionCookie, sessionCookieName } from './cookies.js';
 import { refusal, type HttpRefusal } from './envelope.js';
+import { RequestLimits, type RateLimitAnswer, type RateLimitSpec } from './request-limits.js';
 import {
   checkLock,
   checkNonce,
@@ -53,8 +55,23 @@ export interface HttpGuardOptions {
   readonly locks?: Locks;
   /** `false` only for plain-HTTP development (cookie without `Secure` or `__Host-`). Default true. */
   readonly secureCookies?: boolean;
-  /** Proxies in front of the service whose `X-Forwarded-For` entries are believed (`true` = 1). Default none. */
-  readonly trustProxy?: number | boolean;
+  /**
+   * Whose `X-Forwarded-For` entries are believed (see ./client-ip.ts): a number of proxies in
+   * front of the service (`true` = 1, at most 99), or a list of proxy addresses and CIDR ranges
+   * (`['10.0.0.0/8', '127.0.0.1', 'fd00::/8']`), believed only on connections from them; a
+   * malformed entry is a TypeError naming it. Default none: the client IP is the socket's peer.
+   */
+  readonly trustProxy?: TrustProxyOption;
+  /**
+   * A configured rate-limit policy charged per client IP (an IPv6 client by its /64) for every
+   * request without a live session (no credential, a malformed, unknown, ended or forged one)
+   * to a route that needs a session (`session: 'required'` or `roles`): when it refuses, the
+   * answer is 429 `RATE_LIMITED` instead of 401. A client IP it has refused is then answered 429
+   * before its credential is even looked at, until the retry time: no store call, no
+   * `authenticateBearer`, no session validation (no SQL query in durable mode). Requests
+   * presenting a session this instance knows to be live are not slowed by it. Default none.
+   */
+  readonly anonymousPolicy?: string;
   /**
    * Bearer credentials other than session tokens, such as signed access tokens: return the
    * session the credential stands for (or null with the reason), or undefined when the bearer is
@@ -76,15 +93,6 @@ export interface Authentication {
   readonly endReason: SessionEndReason | null;
   /** Whether the request presented a token at all. */
   readonly presented: boolean;
-}
-
-/** A route lock: the Lock (with its fencing token), renewed until released. */
-export interface HeldRouteLock {
-  readonly lock: Lock;
-  /** Fires when the lock is lost while the handler runs. */
-  readonly signal: AbortSignal;
-  /** Stops renewing and frees the lock; false when it was already gone. */
-  release(): Promise<boolean>;
 }
 
 /** Per-route requirements, as the adapters take them. */
@@ -123,9 +131,24 @@ export interface Admission {
   readonly refusal: HttpRefusal | null;
   /** Whether the CSRF check ran (a later `admit` of the same request does not repeat it). */
   readonly csrfChecked: boolean;
+  /**
+   * True when `admitBeforeRoute` left the presented credential unvalidated (its client IP was
+   * refused by the anonymous limit a moment ago): the route's own `admit`, given this admission
+   * as `previous`, authenticates the request and decides.
+   */
+  readonly deferred: boolean;
 }
 
 const UNAUTHENTICATED: Authentication = { session: null, via: null, endReason: null, presented: false };
+
+/** The admission of a route with `authenticate: false`: nothing looked at, nothing required. */
+const NOT_AUTHENTICATED: Admission = {
+  authentication: UNAUTHENTICATED,
+  headers: {},
+  refusal: null,
+  csrfChecked: false,
+  deferred: false,
+};
 
 /** A rate-limit charge started before the session was validated (see HttpGuard.admit). */
 interface EarlyRateLimitCharge {
@@ -134,8 +157,8 @@ interface EarlyRateLimitCharge {
   readonly decision: Promise<RateLimitDecision>;
 }
 
-/** Policies and whom each is charged to (see RouteRequirements.rateLimit). */
-export type RateLimitSpec = string | readonly string[] | Readonly<Record<string, 'user' | 'ip'>>;
+export type { RateLimitAnswer, RateLimitSpec } from './request-limits.js';
+export type { BodyRequirementsInput, HeldRouteLock } from './body-requirements.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
@@ -151,15 +174,15 @@ const CLEAR_SITE_DATA = '"cache", "cookies", "storage"';
 
 export class HttpGuard {
   readonly secureCookies: boolean;
-  private readonly trustProxy: number;
+  private readonly trustProxy: number | TrustedProxies;
+  private readonly limits: RequestLimits;
+  private readonly body: BodyRequirements;
 
   constructor(private readonly options: HttpGuardOptions) {
     this.secureCookies = options.secureCookies ?? true;
-    const trust = options.trustProxy ?? 0;
-    this.trustProxy = trust === true ? 1 : trust === false ? 0 : trust;
-    if (!Number.isSafeInteger(this.trustProxy) || this.trustProxy < 0 || this.trustProxy > 16) {
-      throw new TypeError('trustProxy must be true, false or a number of proxies from 0 to 16');
-    }
+    this.trustProxy = resolveTrustProxy(options.trustProxy);
+    this.limits = new RequestLimits(options.rateLimits, options.anonymousPolicy);
+    this.body = new BodyRequirements(options.nonces, options.locks);
   }
 
   /**
@@ -206,22 +229,37 @@ export class HttpGuard {
    * validates as that user's; a session that ended meanwhile has been charged once on this
    * instance, and is forgotten.
    *
+   * With an `anonymousPolicy`, a route that needs a session first asks (synchronously, without
+   * a store call) whether that policy refused the client IP a moment ago, unless the request
+   * presents a session this instance knows: if so, 429 at once, before the credential is looked
+   * at. A request without a live session is then charged to it, and answered 429 instead of 401
+   * when it refuses.
+   *
    * `previous` is an earlier admission of the same request (Express: `authenticate()` before
-   * `protect()`): its authentication is reused and a CSRF check it ran is not repeated. A store
-   * outage throws (answer 503 with `refusalForError`).
+   * `protect()`): its authentication is reused (unless it was deferred) and a CSRF check it ran is
+   * not repeated. A store outage throws (answer 503 with `refusalForError`).
    */
   async admit(request: HttpRequestView, route: AdmissionRoute, previous?: Admission): Promise<Admission> {
-    if (route.authenticate === false) {
-      return { authentication: UNAUTHENTICATED, headers: {}, refusal: null, csrfChecked: false };
-    }
+    if (route.authenticate === false) return NOT_AUTHENTICATED;
+    const needsSession = route.session === 'required' || route.roles !== undefined;
     let authentication: Authentication;
     let early: EarlyRateLimitCharge | undefined;
-    if (previous) {
+    if (previous && !previous.deferred) {
       authentication = previous.authentication;
     } else {
       const presented = this.presentedToken(request);
       const token = presented.token === undefined ? null : this.options.sessions.readToken(presented.token);
-      early = token === null ? undefined : this.chargeEarly(request, route, token);
+      const chargesEarly = token !== null && route.rateLimit !== undefined && route.roles === undefined;
+      const guardsAnonymous = needsSession && this.limits.anonymousPolicy !== undefined;
+      const owner =
+        token !== null && (chargesEarly || guardsAnonymous)
+          ? this.options.sessions.ownerOf(token)
+          : undefined;
+      if (guardsAnonymous && owner === undefined) {
+        const refused = this.limits.recentAnonymousRefusal(this.clientIp(request));
+        if (refused) return this.refusedBeforeValidation(presented, refused);
+      }
+      early = chargesEarly && owner !== undefined ? this.chargeEarly(request, route, owner) : undefined;
       authentication = await this.authenticatePresented(presented, token);
     }
     const csrf = route.csrf !== false && previous?.csrfChecked !== true;
@@ -231,6 +269,52 @@ export class HttpGuard {
       headers: checked.headers,
       refusal: checked.refusal,
       csrfChecked: csrf || previous?.csrfChecked === true,
+      deferred: false,
+    };
+  }
+
+  /**
+   * `admit` for a request whose route is not known yet (Express's `authenticate()`, mounted
+   * before the routes): the session is attached when present and CSRF checked when `csrf` is
+   * true, as for a route with an optional session. One difference: with an `anonymousPolicy`, a
+   * credential presented from a client IP that policy refused a moment ago is not validated (a
+   * session this instance knows excepted): the admission is `deferred`, without a session, and
+   * the route's own `admit` (Express's `protect()`) given it as `previous` decides: 429 for a
+   * route that needs a session, a validation for one that does not. A handler behind no
+   * `protect()` sees such a request as anonymous until the retry time.
+   */
+  async admitBeforeRoute(request: HttpRequestView, options: { readonly csrf: boolean }): Promise<Admission> {
+    if (this.limits.anonymousPolicy !== undefined) {
+      const presented = this.presentedToken(request);
+      if (presented.token !== undefined) {
+        const token = this.options.sessions.readToken(presented.token);
+        const owner = token === null ? undefined : this.options.sessions.ownerOf(token);
+        if (owner === undefined && this.limits.recentAnonymousRefusal(this.clientIp(request))) {
+          return {
+            authentication: { session: null, via: null, endReason: null, presented: true },
+            headers: {},
+            refusal: null,
+            csrfChecked: false,
+            deferred: true,
+          };
+        }
+      }
+    }
+    return this.admit(request, { csrf: options.csrf });
+  }
+
+  /** The 429 of a client IP the anonymous limit refused a moment ago: nothing validated. */
+  private refusedBeforeValidation(
+    presented: { token: string | undefined; via: 'bearer' | 'cookie' },
+    refused: RateLimitAnswer,
+  ): Admission {
+    const wasPresented = presented.token !== undefined || presented.via === 'bearer';
+    return {
+      authentication: { session: null, via: null, endReason: null, presented: wasPresented },
+      headers: refused.headers,
+      refusal: refused.refusal,
+      csrfChecked: false,
+      deferred: false,
     };
   }
 
@@ -285,19 +369,16 @@ export class HttpGuard {
   private chargeEarly(
     request: HttpRequestView,
     route: RouteRequirements,
-    token: SessionToken,
+    userId: string,
   ): EarlyRateLimitCharge | undefined {
-    const rateLimits = this.options.rateLimits;
-    if (!rateLimits || route.rateLimit === undefined || route.roles !== undefined) return undefined;
-    const userId = this.options.sessions.ownerOf(token);
-    if (userId === undefined) return undefined;
+    if (!this.options.rateLimits || route.rateLimit === undefined) return undefined;
     let subjects: Record<string, string>;
     try {
-      subjects = this.rateLimitSubjects(request, userId, route.rateLimit);
+      subjects = this.limits.subjects(this.clientIp(request), userId, route.rateLimit);
     } catch {
       return undefined; // A bad route spec is reported by checkRoute, as without this.
     }
-    const decision = rateLimits.check(subjects);
+    const decision = this.limits.check(subjects);
     // Awaited by checkRoute when used; a charge left unused must not be an unhandled rejection.
     decision.catch(() => undefined);
     return { userId, decision };
@@ -318,7 +399,13 @@ export class HttpGuard {
         : route.session === 'required'
           ? this.requireSession(auth)
           : null;
-    if (denied) return { headers, refusal: denied };
+    if (denied) {
+      // No live session for a route that needs one: the anonymous limit's charge, whose 429
+      // comes before the 401.
+      const anonymous = auth.session ? null : await this.limits.chargeAnonymous(this.clientIp(request));
+      if (anonymous) Object.assign(headers, anonymous.headers);
+      return { headers, refusal: anonymous?.refusal ?? denied };
+    }
     if (route.rateLimit !== undefined) {
       const limited = await this.chargeRoute(request, auth, route.rateLimit, early);
       Object.assign(headers, limited.headers);
@@ -367,15 +454,15 @@ export class HttpGuard {
   }
 
   /**
-   * Charges the route's policies: per user when authenticated, else per client IP. Returns the
-   * headers to send either way, and a refusal (429 `RATE_LIMITED` with `Retry-After`, or 503
-   * while Redis is down under a `closed` policy).
+   * Charges the route's policies: per user when authenticated, else per client IP (an IPv6
+   * client by its /64). Returns the headers to send either way, and a refusal (429
+   * `RATE_LIMITED` with `Retry-After`, or 503 while Redis is down under a `closed` policy).
    */
   rateLimit(
     request: HttpRequestView,
     auth: Authentication,
     policies: RateLimitSpec,
-  ): Promise<{ headers: Record<string, string>; refusal: HttpRefusal | null }> {
+  ): Promise<RateLimitAnswer> {
     return this.chargeRoute(request, auth, policies);
   }
 
@@ -385,129 +472,59 @@ export class HttpGuard {
     auth: Authentication,
     policies: RateLimitSpec,
     early?: EarlyRateLimitCharge,
-  ): Promise<{ headers: Record<string, string>; refusal: HttpRefusal | null }> {
-    const rateLimits = this.options.rateLimits;
-    if (!rateLimits) throw new TypeError('rate limits need a RateLimits instance in the gatehouse options');
+  ): Promise<RateLimitAnswer> {
     const userId = auth.session?.userId ?? null;
     // The early charge was made for exactly these subjects when it names the same user.
     const decision =
       early !== undefined && early.userId === userId
         ? await early.decision
-        : await rateLimits.check(this.rateLimitSubjects(request, userId, policies));
-    const headers = rateLimits.headers(decision);
-    if (decision.allowed) return { headers, refusal: null };
-    if (decision.reason === 'store-unavailable') {
-      return {
-        headers,
-        refusal: refusal(
-          'SERVICE_UNAVAILABLE',
-          'Rate limits cannot be checked right now; try again shortly.',
-          {
-            'Retry-After': headers['Retry-After'] ?? '1',
-          },
-        ),
-      };
-    }
-    return { headers, refusal: refusal('RATE_LIMITED', 'Too many requests; try again later.') };
+        : await this.limits.check(this.limits.subjects(this.clientIp(request), userId, policies));
+    return this.limits.answer(decision);
   }
 
-  /** The subjects a route's policies are charged to: `userId` when authenticated, else the client IP. */
-  private rateLimitSubjects(
-    request: HttpRequestView,
-    userId: string | null,
-    policies: RateLimitSpec,
-  ): Record<string, string> {
-    const byIp = `ip:${this.clientIp(request)}`;
-    const byUser = userId === null ? byIp : `user:${userId}`;
-    // Typed as strings: plain-JavaScript callers may pass anything, and are told so.
-    const entries: [string, string][] =
-      typeof policies === 'string'
-        ? [[policies, 'user']]
-        : isPolicyList(policies)
-          ? policies.map((name) => [name, 'user'])
-          : Object.entries(policies);
-    const subjects = entries.map(([name, by]): [string, string] => {
-      if (by !== 'ip' && by !== 'user') throw new TypeError(`rate limit ${name}: charge 'user' or 'ip'`);
-      return [name, by === 'ip' ? byIp : byUser];
-    });
-    return Object.fromEntries(subjects);
+  /**
+   * Before checking a sign-in's password: whether `account`'s allowance of failures under
+   * `policy` is spent (a dry run: nothing is charged; see RateLimits.peek). `account` is the
+   * app's normalised account key (the email, say), charged as `account:<key>` and HMAC'd like
+   * every subject, so an account that does not exist is counted exactly as one that does and the
+   * answer never tells them apart. Returns the refusal (429 `RATE_LIMITED` with `Retry-After` and
+   * the rate-limit headers, or 503 under a `closed` policy while Redis is down) or null, and the
+   * headers. Answer the refusal whether the password would be right or not.
+   */
+  peekAccountLimit(policy: string, account: string): Promise<RateLimitAnswer> {
+    return this.limits.peekAccount(policy, account);
+  }
+
+  /**
+   * Counts a failed sign-in against `account` under `policy` (see peekAccountLimit): call it for
+   * every failure, unknown accounts included. The refusal says the allowance was already spent
+   * (a concurrent failure took the last of it); nothing was charged then.
+   */
+  chargeAccountFailure(policy: string, account: string): Promise<RateLimitAnswer> {
+    return this.limits.chargeAccount(policy, account);
   }
 
   /**
    * The requirements that need the body, once it is parsed: the route's lock first, then its
-   * nonce, so that a request refused for the lock keeps its nonce. Returns the lock taken (to
-   * release once the handler has answered: also when the nonce was then refused) and the first
-   * refusal.
+   * nonce, so that a request refused for the lock keeps its nonce (see ./body-requirements.ts).
    */
-  async admitBody(requirements: {
-    readonly lock?: {
-      readonly resource: string;
-      readonly ttl?: Duration;
-      readonly wait?: Duration;
-      readonly maxHold?: Duration;
-    };
-    readonly nonce?: { readonly purpose: string; readonly value: unknown };
-  }): Promise<{ lock: HeldRouteLock | null; refusal: HttpRefusal | null }> {
-    let lock: HeldRouteLock | null = null;
-    if (requirements.lock) {
-      const { resource, ...durations } = requirements.lock;
-      const taken = await this.acquireLock(resource, durations);
-      if (taken.refusal) return { lock: null, refusal: taken.refusal };
-      lock = taken.lock;
-    }
-    if (!requirements.nonce) return { lock, refusal: null };
-    try {
-      return { lock, refusal: await this.consumeNonce(requirements.nonce.purpose, requirements.nonce.value) };
-    } catch (error) {
-      // The handler will not run: the lock goes back now, not when its renewals run out.
-      await lock?.release().catch(() => undefined);
-      throw error;
-    }
+  admitBody(
+    requirements: BodyRequirementsInput,
+  ): Promise<{ lock: HeldRouteLock | null; refusal: HttpRefusal | null }> {
+    return this.body.admitBody(requirements);
   }
 
   /** Spends a single-use nonce for `purpose`: 409 `NONCE_INVALID` when missing, used, expired or foreign. */
-  async consumeNonce(purpose: string, nonce: unknown): Promise<HttpRefusal | null> {
-    const nonces = this.options.nonces;
-    if (!nonces) throw new TypeError('nonces need a Nonces instance in the gatehouse options');
-    const result = await nonces.consume(purpose, nonce);
-    return result.ok
-      ? null
-      : refusal('NONCE_INVALID', 'The form token is missing, used, expired or not for this form.');
+  consumeNonce(purpose: string, nonce: unknown): Promise<HttpRefusal | null> {
+    return this.body.consumeNonce(purpose, nonce);
   }
 
-  /**
-   * Takes the route's lock, kept renewed (a third of its TTL) until `release()`, or 409 `LOCKED`
-   * with `Retry-After` while another request holds it. The adapters release it once the handler
-   * has answered; `signal` fires if it is lost meanwhile (renewal refused, Redis gone past the TTL,
-   * or the hold limit).
-   */
-  async acquireLock(
+  /** Takes the route's lock, kept renewed until `release()`, or 409 `LOCKED` (see ./body-requirements.ts). */
+  acquireLock(
     resource: string,
     options: { ttl?: Duration; wait?: Duration; maxHold?: Duration } = {},
   ): Promise<{ lock: HeldRouteLock; refusal: null } | { lock: null; refusal: HttpRefusal }> {
-    const locks = this.options.locks;
-    if (!locks) throw new TypeError('locks need a Locks instance in the gatehouse options');
-    const result = await locks.acquire(resource, {
-      ...(options.ttl === undefined ? {} : { ttl: toMs('lock ttl', options.ttl) }),
-      ...(options.wait === undefined ? {} : { wait: options.wait }),
-    });
-    if (result.acquired) {
-      const renewal = locks.keepRenewed(
-        result,
-        options.maxHold === undefined ? {} : { maxHold: options.maxHold },
-      );
-      const release = async () => {
-        await renewal.stop();
-        return result.release();
-      };
-      return { lock: { lock: result, signal: renewal.signal, release }, refusal: null };
-    }
-    return {
-      lock: null,
-      refusal: refusal('LOCKED', 'Another request is working on this; try again later.', {
-        'Retry-After': String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))),
-      }),
-    };
+    return this.body.acquireLock(resource, options);
   }
 
   /** Headers for every response to an authenticated request: nothing personal in shared caches. */
@@ -533,14 +550,12 @@ export class HttpGuard {
     };
   }
 
-  /** The client IP: the socket's peer, or the trusted proxies' view of it (see clientIp). */
+  /**
+   * The client IP, the full address (sessions record it): the socket's peer, or the trusted
+   * proxies' view of it (see ./client-ip.ts). Per-IP rate limits count it by its group
+   * (ipRateLimitGroup: an IPv6 client by its /64).
+   */
   clientIp(request: HttpRequestView): string {
     return clientIp(request.socketAddress, request.header('x-forwarded-for'), this.trustProxy);
   }
-}
-
-function isPolicyList(
-  policies: readonly string[] | Readonly<Record<string, 'user' | 'ip'>>,
-): policies is readonly string[] {
-  return Array.isArray(policies);
 }

@@ -170,17 +170,44 @@ export class RateLimits {
    * to every policy; refused without charging any. A refusal is a result, not an error; the store
    * being down is StoreUnavailableError.
    */
-  async check(subjects: Readonly<Record<string, string>>): Promise<RateLimitDecision> {
+  check(subjects: Readonly<Record<string, string>>): Promise<RateLimitDecision> {
+    return this.decideFor(subjects, true);
+  }
+
+  /**
+   * The decision `check` would give, charging nothing (a dry run): to ask whether an allowance
+   * is spent before doing work that is charged only when it fails, such as a password check
+   * (HttpGuard.peekAccountLimit). A refusal is remembered like one of `check`, so repeated
+   * peeks and checks of a refused subject cost no store call until its retry time. While the
+   * store is down it answers as `check` would then: `closed` refuses, `open` asks the
+   * per-process limiter, again without charging it.
+   */
+  peek(subjects: Readonly<Record<string, string>>): Promise<RateLimitDecision> {
+    return this.decideFor(subjects, false);
+  }
+
+  /**
+   * The refusal this process remembers for `subject` under `policy` (see `check`: a refused
+   * subject is answered from memory until its retry time), with the time left; null when there
+   * is none. Synchronous and without a store call: the guard asks it before it validates a
+   * credential, so a client refused a moment ago costs no validation at all (HttpGuard's
+   * `anonymousPolicy`).
+   */
+  recentRefusal(policy: string, subject: string): RateLimitDecision | null {
+    this.compiledPolicy(policy, subject);
+    return this.blockedDecision(`${policy}:${this.subjectId(subject)}`, Date.now());
+  }
+
+  private async decideFor(
+    subjects: Readonly<Record<string, string>>,
+    charge: boolean,
+  ): Promise<RateLimitDecision> {
     const entries = Object.entries(subjects);
-    if (entries.length === 0) throw new TypeError('check needs at least one policy and subject');
+    if (entries.length === 0) {
+      throw new TypeError(`${charge ? 'check' : 'peek'} needs at least one policy and subject`);
+    }
     const checked = entries.map(([name, subject]) => {
-      const compiled = this.policies.get(name);
-      if (!compiled) throw new TypeError(`unknown rate-limit policy "${name}"`);
-      if (typeof subject !== 'string' || subject === '' || subject.length > MAX_SUBJECT_LENGTH) {
-        throw new TypeError(
-          `the subject for policy "${name}" must be 1 to ${String(MAX_SUBJECT_LENGTH)} characters`,
-        );
-      }
+      const compiled = this.compiledPolicy(name, subject);
       const rule: RateLimitRule = {
         id: `${name}:${this.subjectId(subject)}`,
         intervalMs: compiled.intervalMs,
@@ -192,21 +219,19 @@ export class RateLimits {
     // offenders cost no store call (refusals charge nothing, so the answer is the same).
     const now = Date.now();
     for (const { rule } of checked) {
-      const blocked = this.blocked.get(rule.id);
-      if (blocked && blocked.untilMs > now)
-        return { ...blocked.decision, retryAfterMs: blocked.untilMs - now };
-      if (blocked) this.blocked.delete(rule.id);
+      const blocked = this.blockedDecision(rule.id, now);
+      if (blocked) return blocked;
     }
     const policies = checked.map((entry) => entry.compiled);
     const rules = checked.map((entry) => entry.rule);
     let result;
     try {
-      result = await this.store.checkRateLimits(rules);
+      result = await this.store.checkRateLimits(rules, { charge });
       this.storeDown = false;
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       this.storeDown = true;
-      return this.whileStoreDown(policies, rules);
+      return this.whileStoreDown(policies, rules, charge);
     }
     const decision = this.decide(policies, result.admitted, result.states, false);
     if (!decision.allowed) {
@@ -214,6 +239,27 @@ export class RateLimits {
       if (refusing) this.block(refusing.rule.id, decision, now);
     }
     return decision;
+  }
+
+  /** The policy named `name`, with `subject` checked: unknown names and bad subjects are programming errors. */
+  private compiledPolicy(name: string, subject: unknown): CompiledPolicy {
+    const compiled = this.policies.get(name);
+    if (!compiled) throw new TypeError(`unknown rate-limit policy "${name}"`);
+    if (typeof subject !== 'string' || subject === '' || subject.length > MAX_SUBJECT_LENGTH) {
+      throw new TypeError(
+        `the subject for policy "${name}" must be 1 to ${String(MAX_SUBJECT_LENGTH)} characters`,
+      );
+    }
+    return compiled;
+  }
+
+  /** The remembered refusal of a rule, with the time left, until its retry time; then forgotten. */
+  private blockedDecision(id: string, now: number): RateLimitDecision | null {
+    const blocked = this.blocked.get(id);
+    if (blocked === undefined) return null;
+    if (blocked.untilMs > now) return { ...blocked.decision, retryAfterMs: blocked.untilMs - now };
+    this.blocked.delete(id);
+    return null;
   }
 
   private decide(
@@ -247,6 +293,7 @@ export class RateLimits {
   private async whileStoreDown(
     policies: readonly CompiledPolicy[],
     rules: readonly RateLimitRule[],
+    charge: boolean,
   ): Promise<RateLimitDecision> {
     const closed = policies.find((compiled) => compiled.whenStoreDown === 'closed');
     if (closed) {
@@ -267,6 +314,7 @@ export class RateLimits {
         intervalMs: policies[i]?.fallbackIntervalMs ?? rule.intervalMs,
         toleranceMs: policies[i]?.fallbackToleranceMs ?? rule.toleranceMs,
       })),
+      { charge },
     );
     return this.decide(policies, local.admitted, local.states, true);
   }

@@ -7,7 +7,12 @@
 import type { IdempotencyBegin, IdempotencyStore } from './idempotency-store.js';
 import type { LockAcquireResult, LockExtendResult, LockStore } from './lock-store.js';
 import type { MarkerArea, MarkerMode, MarkerStore } from './marker-store.js';
-import type { RateLimitCheck, RateLimitRule, RateLimitStore } from './rate-limit-store.js';
+import type {
+  RateLimitCheck,
+  RateLimitCheckOptions,
+  RateLimitRule,
+  RateLimitStore,
+} from './rate-limit-store.js';
 import type {
   SessionEndReason,
   SessionLimits,
@@ -127,8 +132,8 @@ export abstract class OperationsStore {
 
   // Rate limits.
 
-  checkRateLimits(rules: readonly RateLimitRule[]): Promise<RateLimitCheck> {
-    return this.rateLimits.checkRateLimits(rules);
+  checkRateLimits(rules: readonly RateLimitRule[], options?: RateLimitCheckOptions): Promise<RateLimitCheck> {
+    return this.rateLimits.checkRateLimits(rules, options);
   }
 
   // Locks and semaphores.

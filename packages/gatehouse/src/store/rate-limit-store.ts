@@ -28,15 +28,23 @@ export interface RateLimitCheck {
   readonly states: readonly RateLimitState[];
 }
 
+export interface RateLimitCheckOptions {
+  /**
+   * `false`: a dry run (RateLimits.peek): the same answer a charging check would give (states
+   * included), and nothing charged, also when all rules admit. Default true.
+   */
+  readonly charge?: boolean;
+}
+
 export interface RateLimitStore {
   /** True while commands can be sent: a check is then worth sending. */
   isReady(): boolean;
 
   /**
-   * GCRA over every rule at once on the store's clock: when all admit, all are charged; when one
-   * refuses, none is. States come in the order of the rules.
+   * GCRA over every rule at once on the store's clock: when all admit, all are charged (unless
+   * `charge` is false); when one refuses, none is. States come in the order of the rules.
    */
-  checkRateLimits(rules: readonly RateLimitRule[]): Promise<RateLimitCheck>;
+  checkRateLimits(rules: readonly RateLimitRule[], options?: RateLimitCheckOptions): Promise<RateLimitCheck>;
 }
 
 /** Checks rate-limit rules (a programming error if wrong) before they reach a store. */
@@ -58,8 +66,9 @@ export function assertRateLimitRules(rules: readonly RateLimitRule[]): void {
 
 /**
  * A bucket's state from its TAT after the check, relative to now (`tatAfterMs` = TAT - now: the
- * charged TAT when admitted, the unchanged one when refused). Both stores derive it here, so
- * they answer alike.
+ * charged TAT when admitted, also for a dry run, which does not keep it; the unchanged one when
+ * refused). Both stores derive it here, so they answer alike, and a dry run answers as the
+ * charging check would.
  */
 export function rateLimitState(rule: RateLimitRule, admitted: boolean, tatAfterMs: number): RateLimitState {
   const ahead = Math.max(0, tatAfterMs);

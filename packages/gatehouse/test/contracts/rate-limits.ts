@@ -1,6 +1,7 @@
 /**
  * Rate limits on the memory store, standalone Redis and Cluster: exact GCRA behaviour, all or
- * nothing across policies, one limit shared by instances, subjects never in clear.
+ * nothing across policies, dry runs (peek) that charge nothing, one limit shared by instances,
+ * subjects never in clear.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -225,11 +226,129 @@ export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture
       assert.equal(mixed.reason, 'store-unavailable', 'a closed policy in the set refuses');
     });
 
+    it('peek answers what check would, charging nothing, and a dry run writes no key', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { auth: '5/1m+2' } });
+      const ip = subject('peek');
+      const peeks = [];
+      for (let i = 0; i < 5; i++) peeks.push(await limits.peek({ auth: ip }));
+      for (const peeked of peeks) {
+        assert.deepEqual(
+          [peeked.allowed, peeked.reason, peeked.policy, peeked.limit, peeked.remaining, peeked.retryAfterMs],
+          [true, null, 'auth', 7, 6, 0],
+          'a peek at a full bucket answers as the first check will',
+        );
+      }
+      const first = await limits.check({ auth: ip });
+      assert.equal(first.remaining, 6, 'the five peeks charged nothing');
+      for (let i = 0; i < 6; i++) await limits.check({ auth: ip });
+      const peekedRefusal = await limits.peek({ auth: ip });
+      assert.equal(peekedRefusal.allowed, false);
+      assert.equal(peekedRefusal.reason, 'limited');
+      assert.ok(
+        peekedRefusal.retryAfterMs > 11_000 && peekedRefusal.retryAfterMs <= 12_000,
+        `retry after ${String(peekedRefusal.retryAfterMs)}`,
+      );
+      assert.ok(peekedRefusal.resetMs > 83_000 && peekedRefusal.resetMs <= 84_000);
+
+      // The store's dry run itself: the answer of a charge, and no key.
+      const id = `dry:${String(Math.random()).slice(2)}`;
+      const dry = await store.checkRateLimits([{ id, intervalMs: 1000, toleranceMs: 2000 }], {
+        charge: false,
+      });
+      assert.equal(dry.admitted, true);
+      assert.deepEqual(dry.states, [{ remaining: 2, resetMs: 1000, retryAfterMs: 0 }]);
+      const keys = [...(await fixture.dump()).keys()];
+      assert.ok(!keys.some((key) => key.includes(id)), 'the dry run wrote no key');
+      const charged = await store.checkRateLimits([{ id, intervalMs: 1000, toleranceMs: 2000 }]);
+      assert.deepEqual(charged.states, dry.states, 'the charge answers as its dry run did');
+    });
+
+    it('peeks made at once with checks see the checks before them, all or nothing per request', async () => {
+      const limits = new RateLimits(store, keyRing, { policies: { strict: '1/1m+1', loose: '10/1m' } });
+      const user = subject('peek-batch');
+      const decisions = await Promise.all([
+        limits.check({ strict: user }),
+        limits.peek({ strict: user }),
+        limits.check({ strict: user }),
+        limits.peek({ strict: user, loose: user }),
+        limits.peek({ loose: user }),
+      ]);
+      assert.deepEqual(
+        decisions.map((decision) => [decision.allowed, decision.policy, decision.remaining]),
+        [
+          [true, 'strict', 1],
+          [true, 'strict', 0],
+          [true, 'strict', 0],
+          [false, 'strict', 0],
+          [true, 'loose', 9],
+        ],
+      );
+      const loose = await limits.check({ loose: user });
+      assert.equal(loose.remaining, 9, 'no peek charged loose');
+    });
+
+    it('remembers a refused peek like a refused check, and tells it without a store call', async () => {
+      let storeCalls = 0;
+      const counting = new Proxy(store, {
+        get(target, property, receiver) {
+          const value: unknown = Reflect.get(target, property, receiver);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]): unknown => {
+            if (property === 'checkRateLimits') storeCalls++;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      const limits = new RateLimits(counting, keyRing, { policies: { account: '2/15m' } });
+      const account = subject('account');
+      assert.equal(limits.recentRefusal('account', account), null);
+      for (let i = 0; i < 2; i++) assert.equal((await limits.check({ account })).allowed, true);
+      assert.equal(limits.recentRefusal('account', account), null, 'spent, but not refused yet');
+      assert.equal(storeCalls, 2);
+      const refused = await limits.peek({ account });
+      assert.equal(refused.allowed, false);
+      assert.equal(storeCalls, 3);
+      const remembered = limits.recentRefusal('account', account);
+      assert.ok(remembered && !remembered.allowed && remembered.retryAfterMs > 400_000);
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await limits.peek({ account })).allowed, false);
+        assert.equal((await limits.check({ account })).allowed, false);
+      }
+      assert.equal(storeCalls, 3, 'repeat peeks and checks came from memory');
+      assert.equal(limits.recentRefusal('account', subject('never-seen')), null);
+      assert.equal(storeCalls, 3, 'recentRefusal never asks the store');
+      assert.throws(() => limits.recentRefusal('nope', account), TypeError);
+    });
+
+    it('while the store is down: a closed policy refuses a peek, an open one peeks at the local limiter', async () => {
+      const other = fixture.otherStore();
+      const down = other === store ? new MemoryStore({ keyPrefix: store.keys.prefix }) : other;
+      await down.close();
+      const limits = new RateLimits(down, keyRing, {
+        policies: { auth: '5/1m+2', api: { policy: '4/1m', whenStoreDown: 'open' } },
+        expectedInstances: 2,
+      });
+      const user = subject('peek-down');
+      const closed = await limits.peek({ auth: user });
+      assert.deepEqual([closed.allowed, closed.reason, closed.degraded], [false, 'store-unavailable', true]);
+      for (let i = 0; i < 5; i++) {
+        const peeked = await limits.peek({ api: user });
+        assert.deepEqual([peeked.allowed, peeked.degraded, peeked.remaining], [true, true, 1]);
+      }
+      const checks = [];
+      for (let i = 0; i < 2; i++) checks.push((await limits.check({ api: user })).allowed);
+      assert.deepEqual(checks, [true, true], 'the peeks charged the local limiter nothing');
+      const spent = await limits.peek({ api: user });
+      assert.deepEqual([spent.allowed, spent.reason, spent.degraded], [false, 'limited', true]);
+    });
+
     it('refuses unknown policies and empty subjects as programming errors', async () => {
       const limits = new RateLimits(store, keyRing, { policies: { api: '100/1m+10' } });
       await assert.rejects(limits.check({ nope: 'x' }), TypeError);
       await assert.rejects(limits.check({ api: '' }), TypeError);
       await assert.rejects(limits.check({}), TypeError);
+      await assert.rejects(limits.peek({}), TypeError);
+      await assert.rejects(limits.peek({ nope: 'x' }), TypeError);
       assert.throws(() => new RateLimits(store, keyRing, { policies: { api: '100 per minute' } }), TypeError);
     });
   });

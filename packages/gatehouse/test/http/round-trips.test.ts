@@ -2,8 +2,9 @@
  * Redis round trips per authenticated request, counted by a TCP proxy in front of a real Redis,
  * the same for the Fastify plugin and the Express adapter (both make one guard call, see
  * HttpGuard.admit): the session and the route's rate limit travel together, also when the
- * session's entry in the local cache has expired; and the early charge never charges a user for
- * a token this instance has not seen valid.
+ * session's entry in the local cache has expired; the early charge never charges a user for
+ * a token this instance has not seen valid; and a client IP the anonymous limit refused costs no
+ * round trip at all, while a session the instance knows costs one as without that limit.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -21,13 +22,19 @@ import { createGatehouse, type Gatehouse } from '../../src/gatehouse.js';
 import { countingProxy } from '../harness/counting-proxy.js';
 import { startStandalone, uniquePrefix, type Standalone } from '../harness/topologies.js';
 
+/**
+ * The guard options beside the primitives: the anonymous limit on, and the test's own address
+ * a trusted proxy, so that a request can claim a client IP of its own (X-Forwarded-For).
+ */
+const GUARD_OPTIONS = { secureCookies: false, anonymousPolicy: 'anonymous', trustProxy: ['127.0.0.1'] };
+
 /** An app with one route, GET /me: a required session and the `api` rate limit. */
 type AppFactory = (gh: Gatehouse) => Promise<{ url: string; close: () => Promise<void> }>;
 
 const FRAMEWORKS: Record<string, AppFactory> = {
   'Fastify plugin': async (gh) => {
     const app = Fastify();
-    await app.register(gatehouseFastify, { ...gh, secureCookies: false });
+    await app.register(gatehouseFastify, { ...gh, ...GUARD_OPTIONS });
     app.get('/me', { config: { gatehouse: { session: 'required', rateLimit: 'api' } } }, (request) => ({
       userId: request.session?.userId,
     }));
@@ -36,7 +43,7 @@ const FRAMEWORKS: Record<string, AppFactory> = {
   },
   'Express adapter': async (gh) => {
     const app = express();
-    const guard = gatehouseExpress({ ...gh, secureCookies: false });
+    const guard = gatehouseExpress({ ...gh, ...GUARD_OPTIONS });
     app.get('/me', guard.protect({ session: 'required', rateLimit: 'api' }), (req, res) => {
       res.json({ userId: req.session?.userId });
     });
@@ -78,7 +85,7 @@ for (const [framework, startApp] of Object.entries(FRAMEWORKS)) {
           secretKeys: [randomBytes(32)],
           origin: 'http://127.0.0.1',
           // Slow to refill: the allowance left counts the charges.
-          rateLimits: { api: '1/1h+1000' },
+          rateLimits: { api: '1/1h+1000', anonymous: '1/1h+4' },
         });
         app = await startApp(gh);
       });
@@ -91,9 +98,17 @@ for (const [framework, startApp] of Object.entries(FRAMEWORKS)) {
       });
 
       /** One request, with the round trips it cost and the allowance left after it. */
-      async function me(token: string): Promise<{ status: number; roundTrips: number; remaining: number }> {
+      async function me(
+        token: string,
+        clientIp?: string,
+      ): Promise<{ status: number; roundTrips: number; remaining: number }> {
         const before = proxy.roundTrips();
-        const answer = await fetch(`${app.url}/me`, { headers: { authorization: `Bearer ${token}` } });
+        const answer = await fetch(`${app.url}/me`, {
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(clientIp === undefined ? {} : { 'x-forwarded-for': clientIp }),
+          },
+        });
         await answer.arrayBuffer();
         return {
           status: answer.status,
@@ -142,6 +157,24 @@ for (const [framework, startApp] of Object.entries(FRAMEWORKS)) {
           `charged ${String(start.remaining - after.remaining)} times for 2 valid requests and 3 refused ones`,
         );
         assert.ok(start.remaining - after.remaining >= 2);
+      });
+
+      it('costs a client IP the anonymous limit refused no round trip, a session it knows still one', async () => {
+        const clientIp = '198.51.100.77';
+        const known = await gh.sessions.create({ userId: `user-${randomBytes(4).toString('hex')}` });
+        assert.equal((await me(known.token)).status, 200); // this instance learns whose session it is
+        const forged = () => randomBytes(45).toString('base64url').slice(0, known.token.length);
+        const statuses = [];
+        for (let i = 0; i < 5; i++) statuses.push((await me(forged(), clientIp)).status);
+        assert.deepEqual(statuses, [401, 401, 401, 401, 401], 'the anonymous allowance: 5 at once');
+        const refused = await me(forged(), clientIp);
+        assert.equal(refused.status, 429);
+        for (let i = 0; i < 10; i++) {
+          const again = await me(forged(), clientIp);
+          assert.deepEqual([again.status, again.roundTrips], [429, 0], 'answered from memory');
+        }
+        const hot = await me(known.token, clientIp);
+        assert.deepEqual([hot.status, hot.roundTrips], [200, 1], 'a known session: as before');
       });
     },
   );

@@ -1,8 +1,12 @@
-/** The rate limits' store operation in memory (the contract: ../rate-limit-store.ts): GCRA, as checkRateLimits.lua. */
+/**
+ * The rate limits' store operation in memory (the contract: ../rate-limit-store.ts): GCRA, as
+ * checkRateLimits.lua, dry runs included.
+ */
 import {
   assertRateLimitRules,
   rateLimitState,
   type RateLimitCheck,
+  type RateLimitCheckOptions,
   type RateLimitRule,
   type RateLimitState,
   type RateLimitStore,
@@ -12,7 +16,11 @@ import type { MemoryState } from './state.js';
 export class MemoryRateLimitOperations implements Omit<RateLimitStore, 'isReady'> {
   constructor(private readonly state: MemoryState) {}
 
-  checkRateLimits(rules: readonly RateLimitRule[]): Promise<RateLimitCheck> {
+  checkRateLimits(
+    rules: readonly RateLimitRule[],
+    options: RateLimitCheckOptions = {},
+  ): Promise<RateLimitCheck> {
+    const charge = options.charge ?? true;
     return this.state.operation(() => {
       assertRateLimitRules(rules);
       const now = this.state.now();
@@ -23,7 +31,8 @@ export class MemoryRateLimitOperations implements Omit<RateLimitStore, 'isReady'
         let tat = tats[i] ?? now;
         if (admitted) {
           tat += rule.intervalMs;
-          this.state.set(keys[i] ?? '', String(tat), tat - now);
+          // A dry run answers with the TAT a charge would set, and writes nothing.
+          if (charge) this.state.set(keys[i] ?? '', String(tat), tat - now);
         }
         return rateLimitState(rule, admitted, tat - now);
       });

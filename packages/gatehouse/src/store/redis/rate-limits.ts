@@ -4,6 +4,7 @@ import {
   assertRateLimitRules,
   rateLimitState,
   type RateLimitCheck,
+  type RateLimitCheckOptions,
   type RateLimitRule,
   type RateLimitStore,
 } from '../rate-limit-store.js';
@@ -19,12 +20,18 @@ import * as lua from './scripts.generated.js';
 const RATE_LIMIT_BATCH_CHECKS = 64;
 const RATE_LIMIT_BATCH_KEYS = 256;
 
+/** One check of a batch: its rules, and whether it charges them (false: a dry run). */
+interface BatchedCheck {
+  readonly rules: readonly RateLimitRule[];
+  readonly charge: boolean;
+}
+
 export class RedisRateLimitOperations implements Omit<RateLimitStore, 'isReady'> {
-  private readonly batcher = new Batcher<readonly RateLimitRule[], RateLimitCheck>({
+  private readonly batcher = new Batcher<BatchedCheck, RateLimitCheck>({
     run: (requests) => this.checkRateLimitBatch(requests),
     maxCalls: RATE_LIMIT_BATCH_CHECKS,
     maxWeight: RATE_LIMIT_BATCH_KEYS,
-    weigh: (rules) => rules.length,
+    weigh: (check) => check.rules.length,
   });
 
   constructor(private readonly connection: RedisConnection) {}
@@ -33,21 +40,22 @@ export class RedisRateLimitOperations implements Omit<RateLimitStore, 'isReady'>
    * Checks made in the same turn of the event loop go to Redis together, in one script call that
    * handles them one after the other: the same results as one call each, at a fraction of the
    * cost per check on both sides. All rate-limit keys share the `{rl}` hash tag, so any batch is
-   * one Cluster slot.
+   * one Cluster slot. Dry runs (`charge: false`) share the call too, in their place in the order.
    */
-  async checkRateLimits(rules: readonly RateLimitRule[]): Promise<RateLimitCheck> {
+  async checkRateLimits(
+    rules: readonly RateLimitRule[],
+    options: RateLimitCheckOptions = {},
+  ): Promise<RateLimitCheck> {
     // Checked here, not in the batch: one bad call must not fail the calls batched with it.
     assertRateLimitRules(rules);
-    return this.batcher.add(rules);
+    return this.batcher.add({ rules, charge: options.charge ?? true });
   }
 
-  private async checkRateLimitBatch(
-    requests: readonly (readonly RateLimitRule[])[],
-  ): Promise<RateLimitCheck[]> {
+  private async checkRateLimitBatch(requests: readonly BatchedCheck[]): Promise<RateLimitCheck[]> {
     const keys: string[] = [];
     const args: string[] = [String(requests.length)];
-    for (const rules of requests) {
-      args.push(String(rules.length));
+    for (const { rules, charge } of requests) {
+      args.push(String(rules.length), charge ? '1' : '0');
       for (const rule of rules) {
         keys.push(this.connection.keys.tagged('rl', 'rl', rule.id));
         args.push(String(rule.intervalMs), String(rule.toleranceMs));
@@ -59,7 +67,7 @@ export class RedisRateLimitOperations implements Omit<RateLimitStore, 'isReady'>
     const numbers = (reply as unknown[]).map(Number);
     const nowMs = numbers[0] ?? 0;
     let at = 1;
-    return requests.map((rules) => {
+    return requests.map(({ rules }) => {
       const admitted = numbers[at] === 1;
       const states = rules.map((rule, i) => rateLimitState(rule, admitted, numbers[at + 1 + i] ?? 0));
       at += 1 + rules.length;
