@@ -17,8 +17,10 @@ import {
   isValidKeyPrefix,
   KEY_PREFIX_EXPECTED,
   MAX_REDIS_TIMEOUT_MS,
+  MAX_TRUSTED_PROXY_COUNT,
   parseRateLimitPolicy,
   parseRedisUrl,
+  parseTrustedProxies,
   RATE_LIMIT_POLICY_EXPECTED,
   SECRET_KEY_MIN_BYTES,
   type HostPort,
@@ -65,6 +67,8 @@ const DEFAULT_RATE_LIMITS: Record<RateLimitPolicyName, string> = {
   api: '100/1m+10',
   pdf: '10/1m+2',
   public: '30/1m+10',
+  account: '10/15m',
+  anonymous: '60/1m+30',
 };
 
 function parseHostPortList(reader: Reader, variable: string): HostPort[] {
@@ -339,6 +343,32 @@ function readRateLimits(reader: Reader, env: Env): Record<RateLimitPolicyName, R
   return limits;
 }
 
+/**
+ * `TRUST_PROXY`: a number of proxies (`true` = 1), or the proxies' addresses and CIDR ranges,
+ * whose `X-Forwarded-For` alone is believed (the library's `trustProxy`).
+ */
+function readTrustProxy(reader: Reader): number | readonly string[] {
+  const text = reader.raw('TRUST_PROXY');
+  if (text === undefined) return 0;
+  const flag = parseBoolean(text);
+  if (flag !== undefined && !/^\d+$/.test(text)) return flag ? 1 : 0;
+  if (/^\d+$/.test(text)) {
+    const count = Number(text);
+    if (count <= MAX_TRUSTED_PROXY_COUNT) return count;
+    reader.problem('TRUST_PROXY', text, `expected at most ${String(MAX_TRUSTED_PROXY_COUNT)} proxies`);
+    return 0;
+  }
+  const entries = reader.list('TRUST_PROXY');
+  const parsed = parseTrustedProxies(entries);
+  if (parsed.ok) return entries;
+  reader.problem(
+    'TRUST_PROXY',
+    text,
+    `expected false, true (one proxy), the number of trusted proxies, or proxy addresses and CIDR ranges (10.0.0.0/8,127.0.0.1): ${JSON.stringify(parsed.badEntry)} is neither`,
+  );
+  return 0;
+}
+
 function deepFreeze<T>(value: T): T {
   if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value;
   for (const inner of Object.values(value)) deepFreeze(inner);
@@ -423,16 +453,7 @@ export function loadConfig(env: Env = process.env): Config {
     CLAIM_TEXT_EXPECTED,
   );
   const secretKeys = readSecretKeys(reader);
-  const trustProxy = reader.parsed(
-    'TRUST_PROXY',
-    0,
-    (text) => {
-      const flag = parseBoolean(text);
-      if (flag !== undefined && !/^\d+$/.test(text)) return flag ? 1 : 0;
-      return /^\d{1,2}$/.test(text) ? Number(text) : undefined;
-    },
-    'false, true (one proxy) or the number of trusted proxies (0-99)',
-  );
+  const trustProxy = readTrustProxy(reader);
   // It granted `admin` to whoever signed up first with a listed email: roles are given by command
   // now (packages/server/src/cli/users.ts), and a deployment still setting it must not start
   // believing its admins are configured.

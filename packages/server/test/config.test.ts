@@ -79,6 +79,8 @@ describe('loadConfig', () => {
       api: { limit: 100, periodMs: 60_000, burst: 10 },
       pdf: { limit: 10, periodMs: 60_000, burst: 2 },
       public: { limit: 30, periodMs: 60_000, burst: 10 },
+      account: { limit: 10, periodMs: 15 * 60_000, burst: 0 },
+      anonymous: { limit: 60, periodMs: 60_000, burst: 30 },
     });
     assert.match(describeStore(config), /SINGLE INSTANCE/);
   });
@@ -185,6 +187,22 @@ describe('loadConfig', () => {
     ]);
     assert.match(error.message, /PORT="70000": expected an integer from 0 to 65535/);
     assert.match(error.message, /RATE_LIMIT_APII="5\/1m": unknown policy/);
+  });
+
+  it('takes TRUST_PROXY as a count or as proxy addresses and CIDR ranges, naming a bad entry', () => {
+    assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, 1);
+    assert.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, 0);
+    assert.equal(loadConfig({ TRUST_PROXY: '3' }).trustProxy, 3);
+    assert.deepEqual(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,fd00::/8' }).trustProxy, [
+      '10.0.0.0/8',
+      '127.0.0.1',
+      'fd00::/8',
+    ]);
+    const bad = refusal({ TRUST_PROXY: '10.0.0.0/8,proxy.internal' });
+    assert.equal(bad.problems[0]?.variable, 'TRUST_PROXY');
+    assert.match(bad.message, /"proxy.internal" is neither/);
+    assert.match(refusal({ TRUST_PROXY: '100' }).message, /at most 99 proxies/);
+    assert.match(refusal({ TRUST_PROXY: '10.0.0.0/33' }).message, /"10.0.0.0\/33" is neither/);
   });
 
   it('refuses an idle timeout longer than the absolute timeout', () => {

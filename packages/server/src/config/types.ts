@@ -7,7 +7,7 @@ import type { RateLimitPolicy, RedisConnectionOptions } from 'gatehouse';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const RATE_LIMIT_POLICY_NAMES = ['auth', 'api', 'pdf', 'public'] as const;
+export const RATE_LIMIT_POLICY_NAMES = ['auth', 'api', 'pdf', 'public', 'account', 'anonymous'] as const;
 export type RateLimitPolicyName = (typeof RATE_LIMIT_POLICY_NAMES)[number];
 
 /** Where gatehouse keeps its state: Redis, or the single-process memory store. */
@@ -49,8 +49,11 @@ export interface Config {
   readonly accessTokens: { readonly issuer: string; readonly audience: string };
   /** Decoded keys, newest first; undefined in development means "generate into dataDir". */
   readonly secretKeys: readonly Buffer[] | undefined;
-  /** Number of trusted proxies in front of the service; 0 means use the socket address. */
-  readonly trustProxy: number;
+  /**
+   * Number of trusted proxies in front of the service (0: use the socket address), or the
+   * proxies' addresses and CIDR ranges: the library's `trustProxy`.
+   */
+  readonly trustProxy: number | readonly string[];
   readonly logLevel: LogLevel;
   readonly rateLimits: Readonly<Record<RateLimitPolicyName, RateLimitPolicy>>;
   /** Instances sharing one Redis: each admits its share of a limit while Redis is down. */

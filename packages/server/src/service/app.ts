@@ -272,6 +272,9 @@ export async function createService(config: Config, options: CreateServiceOption
     locks: gh.locks,
     secureCookies: config.cookieSecure,
     trustProxy: config.trustProxy,
+    // Before any SQL query or signature check: a flood of made-up credentials from one address
+    // is answered 429 once the policy is spent, at no cost to the database.
+    anonymousPolicy: 'anonymous',
     authenticateBearer: (token) => authenticateAccessToken(context, token),
   });
   // After the plugin's onRequest: count how each request was authenticated.

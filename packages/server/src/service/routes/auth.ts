@@ -13,7 +13,7 @@ import { nodeRequestView } from 'gatehouse/fastify';
 import type { ServiceContext } from '../context.js';
 import { findPendingInvite, useInvite } from '../invites.js';
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.js';
-import { ok, sendRefusal } from '../replies.js';
+import { ok, sendHttpRefusal, sendRefusal } from '../replies.js';
 import { requireSession } from '../require-session.js';
 import { envelope, errorResponse, noContent, presentSession, sessionSchema, userSchema } from '../schemas.js';
 import { revokeAccessTokens } from '../session-access-tokens.js';
@@ -40,6 +40,8 @@ class SignupRefused extends Error {
 
 /** The one answer to a wrong password, an unknown email and a removed member alike. */
 const WRONG_CREDENTIALS = 'The email or password is wrong.';
+/** The rate-limit policy of failed sign-ins per account (docs/http-api.md, "Rate limits"). */
+const ACCOUNT_POLICY = 'account';
 const INVITE_INVALID = 'The invite code is used, expired, unknown or for another email.';
 
 const credentials = {
@@ -231,6 +233,14 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
         return sendRefusal(reply, 'CSRF_INVALID', 'Sign in from the service itself.');
       const body = request.body as { email: string; password: string };
       const email = normalizeEmail(body.email);
+      // Failed sign-ins are limited per account too: an IP rotation or a botnet gets no fresh
+      // guesses at one email. Asked before any database or password work, and the same for an
+      // email that has no account (the library HMACs it), so the answer tells nothing about which
+      // emails exist; once the allowance is spent, even the right password is refused.
+      const account = email ?? body.email.normalize('NFKC').trim().toLowerCase();
+      const held = await app.gatehouse.peekAccountLimit(ACCOUNT_POLICY, account);
+      // Audited as every 429 is: one row per policy, subject and minute (app.ts).
+      if (held.refusal) return sendHttpRefusal(reply, held.refusal);
       const found = email ? await findUserByEmail(db, email) : null;
       // Unknown emails cost a hash too, so the answer's timing does not tell which emails exist;
       // a removed member's own hash is verified, and their answer is a wrong password's.
@@ -244,6 +254,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
           details: { reason: !found ? 'unknown-email' : found.removed ? 'removed' : 'wrong-password' },
         });
         context.metrics.signinFailures.inc();
+        await app.gatehouse.chargeAccountFailure(ACCOUNT_POLICY, account);
         return sendRefusal(reply, 'UNAUTHENTICATED', WRONG_CREDENTIALS);
       }
       // A session the request already carries ends here: no token outlives a sign-in (fixation).
@@ -259,6 +270,7 @@ export function registerAuthRoutes(app: FastifyInstance, context: ServiceContext
           details: { reason: 'removed' },
         });
         context.metrics.signinFailures.inc();
+        await app.gatehouse.chargeAccountFailure(ACCOUNT_POLICY, account);
         return sendRefusal(reply, 'UNAUTHENTICATED', WRONG_CREDENTIALS);
       }
       if (opened === 'changing') {
