@@ -50,6 +50,8 @@ export interface CreateServiceOptions {
   readonly logger?: ServiceLogger;
   /** How long start-up waits for Redis before going on without it. Default 3 s. */
   readonly redisReadyTimeoutMs?: number;
+  /** The least time between two `audit anchor` log lines (tests). Default a minute. */
+  readonly auditAnchorIntervalMs?: number;
 }
 
 /** Bodies over this are refused with 413 `PAYLOAD_TOO_LARGE`. */
@@ -140,7 +142,6 @@ export async function createService(config: Config, options: CreateServiceOption
     if (!options.database) await database.close();
     throw error;
   }
-  const audit = new AuditLog(database, app.log);
   const metrics = new ServiceMetrics();
   const redis: RedisConnectionOptions | 'memory' =
     config.store.kind === 'memory' ? 'memory' : config.store.connection;
@@ -198,6 +199,13 @@ export async function createService(config: Config, options: CreateServiceOption
       ),
       expectedInstances: config.expectedInstances,
     },
+  });
+  // After gh, whose key ring keys the chain: gh's audit hooks above run on requests only.
+  const audit = new AuditLog(database, app.log, {
+    keyRing: gh.keyRing,
+    ...(options.auditAnchorIntervalMs === undefined
+      ? {}
+      : { anchorIntervalMs: options.auditAnchorIntervalMs }),
   });
   const accessTokens = new AccessTokens(gh.keyRing);
   const passwords = new PasswordVerifier();
@@ -302,7 +310,7 @@ export async function createService(config: Config, options: CreateServiceOption
       events.closeAll('shutdown');
       await app.close();
       await gh.close();
-      await audit.flush();
+      await audit.close();
       metrics.stop();
       if (!options.database) await database.close();
     })();

@@ -130,6 +130,13 @@ export const MIGRATIONS: readonly string[] = [
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
   `,
   SESSION_TABLE_SQL,
+  // The keyed audit chain (packages/server/src/service/audit-chain.ts): each row names the key of
+  // its hash. Rows of the unkeyed chain keep a NULL key id (and fail verification); the check,
+  // NOT VALID so it leaves them be, makes the database refuse any new row without one.
+  `
+  ALTER TABLE audit_log ADD COLUMN key_id text;
+  ALTER TABLE audit_log ADD CONSTRAINT audit_log_keyed CHECK (key_id IS NOT NULL) NOT VALID;
+  `,
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */
