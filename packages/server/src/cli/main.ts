@@ -17,6 +17,8 @@ Commands:
                      (--redis-url <url>, --json; exit 1 when a check fails; --help for more)
   sessions           list or end a user's sessions by hand: sessions list --user <id>,
                      sessions revoke <handle>, sessions revoke-all --user <id> (--help for more)
+  audit verify       check the whole audit chain of the service's database (--anchor <id>:<hash>;
+                     exit 1 naming the first row that does not verify; --help for more)
   acl-rule           print the least-privilege Redis ACL rule for gatehouse's user
                      (--prefix <prefix>, default gh)
 
@@ -30,6 +32,10 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'sessions') {
     const { sessionsCommand } = await import('./sessions.js');
     return sessionsCommand(argv.slice(1), process.env);
+  }
+  if (argv[0] === 'audit') {
+    const { auditCommand } = await import('./audit.js');
+    return auditCommand(argv.slice(1), process.env);
   }
   if (argv[0] === 'doctor') {
     const { doctorCommand } = await import('./doctor.js');

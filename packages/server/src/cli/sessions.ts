@@ -16,7 +16,7 @@
  * Exit status: 0 done; 1 `revoke` found no live session with that handle; 2 the command could
  * not run (usage, configuration, Redis or the database unreachable).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -24,18 +24,17 @@ import { describeStore, loadConfig, redactUrl, type Config } from '../config.js'
 import {
   ConfigError,
   createGatehouse,
-  decodeSecretKey,
   GatehouseError,
   HANDLE_LENGTH,
   SqlSessionRepository,
   StorePermissionError,
   StoreUnavailableError,
-  SECRET_KEY_MIN_BYTES,
   type Gatehouse,
   type Logger,
   type Session,
 } from 'gatehouse';
 import { openDatabase, type Database } from '../service/db.js';
+import { readDevKeys } from '../service/dev-keys.js';
 
 const USAGE = `Usage: gatehouse sessions <command> [options]
 
@@ -224,7 +223,12 @@ async function run(
       2,
     );
   }
-  const secretKeys = config.secretKeys ?? readDevKeys(config.dataDir);
+  let secretKeys = config.secretKeys;
+  if (!secretKeys) {
+    const dev = readDevKeys(config.dataDir);
+    if ('problem' in dev) throw new Refusal(dev.problem, 2);
+    secretKeys = dev.keys;
+  }
 
   // The database only matters when sessions are ended: a revocation must tombstone the SQL copy,
   // or a durable session would come back from SQL. Listing reads Redis, as the service does.
@@ -308,36 +312,6 @@ async function execute(
       return 0;
     }
   }
-}
-
-/**
- * The service's development key, read as loadOrCreateDevKeys reads it, but never created: a key
- * made here would name no session the service holds.
- */
-function readDevKeys(dataDir: string): Buffer[] {
-  const file = join(dataDir, 'secret-keys');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new Refusal(
-        `no SECRET_KEYS and no development key in DATA_DIR (${file}): set SECRET_KEYS to the service's keys, ` +
-          'or DATA_DIR to the directory of the service that generated one',
-        2,
-      );
-    }
-    throw new Refusal(`cannot read the development key ${file} (${code ?? 'unreadable'})`, 2);
-  }
-  const keys = text
-    .split(/[\s,]+/)
-    .filter((item) => item !== '')
-    .map((item) => decodeSecretKey(item));
-  if (keys.length === 0 || keys.some((key) => key === undefined || key.length < SECRET_KEY_MIN_BYTES)) {
-    throw new Refusal(`${file} does not hold valid keys`, 2);
-  }
-  return keys as Buffer[];
 }
 
 /**
