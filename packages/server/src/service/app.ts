@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 
 import { createGatehouse, SqlSessionRepository, type RedisConnectionOptions } from 'gatehouse';
-import { gatehouseFastify, refusal, refusalForError } from 'gatehouse/fastify';
+import { gatehouseFastify, nodeRequestView, refusal, refusalForError } from 'gatehouse/fastify';
 
 import type { Config } from '../config.js';
 import { createServiceLogger, type ServiceLogger } from '../logger.js';
@@ -27,6 +27,7 @@ import { ServiceMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { PasswordVerifier } from './passwords.js';
 import { createPdfRenderer } from './pdf.js';
+import { RateLimitRefusals, refusingPolicy } from './rate-limit-refusals.js';
 import { sendHttpRefusal, sendRefusal } from './replies.js';
 import { registerAuthRoutes } from './routes/auth.js';
 import { registerFormRoutes } from './routes/forms.js';
@@ -207,6 +208,7 @@ export async function createService(config: Config, options: CreateServiceOption
       ? {}
       : { anchorIntervalMs: options.auditAnchorIntervalMs }),
   });
+  const rateLimitRefusals = new RateLimitRefusals({ audit });
   const accessTokens = new AccessTokens(gh.keyRing);
   const passwords = new PasswordVerifier();
   // Every instance hears every ended session (limit evictions, rotations, terminations), and puts
@@ -252,12 +254,16 @@ export async function createService(config: Config, options: CreateServiceOption
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request, reply);
     if (reply.statusCode === 429) {
-      audit.record({
-        type: 'rate-limit.refused',
-        outcome: 'failure',
-        userId: request.session?.userId ?? null,
+      const userId = request.session?.userId ?? null;
+      rateLimitRefusals.count({
+        policy: refusingPolicy(reply.getHeader('RateLimit')),
+        userId,
+        // Only for requests without a user; the address itself never reaches the audit trail.
+        ipHash:
+          userId === null
+            ? gh.keyRing.identifier('audit.ip', app.gatehouse.clientIp(nodeRequestView(request.raw)), 22)
+            : null,
         requestId: request.id,
-        details: { route: request.routeOptions.url ?? 'unmatched' },
       });
     }
     done();
@@ -309,6 +315,7 @@ export async function createService(config: Config, options: CreateServiceOption
     closing ??= (async () => {
       events.closeAll('shutdown');
       await app.close();
+      rateLimitRefusals.close();
       await gh.close();
       await audit.close();
       metrics.stop();
