@@ -126,9 +126,17 @@ export async function createService(config: Config, options: CreateServiceOption
     },
     // Node answers a request without Host (400) itself, bare; the hook below answers it instead.
     http: { requireHostHeader: false },
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    // Every request gets the service's own id (X-Request-Id, audit rows). A client's id is only
+    // written beside it, on the request's log lines, when well-formed: a client must not choose
+    // what the audit trail calls its request, nor write arbitrary text into the log.
+    genReqId: () => randomUUID(),
+    childLoggerFactory: (parent, bindings, childOptions, rawRequest) => {
+      const given = rawRequest.headers['x-request-id'];
+      const clientRequestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : undefined;
+      return parent.child(
+        clientRequestId === undefined ? bindings : { ...bindings, clientRequestId },
+        childOptions,
+      );
     },
     // Wrong types are refused, never coerced ("12" is not a number); unknown fields are kept
     // out of nothing, but no route reads them.
