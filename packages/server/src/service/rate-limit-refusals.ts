@@ -153,13 +153,14 @@ export class RateLimitRefusals {
 }
 
 /**
- * The policy named by a refusal's `RateLimit` header (`"auth";r=0;t=12`, the IETF draft's form),
- * or `unknown` when there is none.
+ * The policy that refused, named by the answer's `RateLimit` header (`"auth";r=0;t=12`, the IETF
+ * draft's form) with nothing remaining; `unknown` for a 429 no policy made (too many event
+ * streams, whose answer may carry a policy that still had room).
  */
 export function refusingPolicy(header: unknown): string {
   const text = Array.isArray(header) ? (header as unknown[])[0] : header;
   if (typeof text !== 'string') return 'unknown';
-  const match = /^"([^"]{1,64})"/.exec(text);
+  const match = /^"([^"]{1,64})";r=0(?:;|$)/.exec(text);
   return match?.[1] ?? 'unknown';
 }
 

@@ -165,8 +165,11 @@ describe('rate-limit refusals in the audit log', () => {
   it("reads the refusing policy from the answer's RateLimit header", () => {
     assert.equal(refusingPolicy('"auth";r=0;t=12'), 'auth');
     assert.equal(refusingPolicy(['"pdf";r=0;t=3', '"api";r=5;t=1']), 'pdf');
+    assert.equal(refusingPolicy('"pdf";r=0'), 'pdf');
     assert.equal(refusingPolicy(undefined), 'unknown');
     assert.equal(refusingPolicy(42), 'unknown');
     assert.equal(refusingPolicy('auth;r=0'), 'unknown');
+    assert.equal(refusingPolicy('"api";r=95;t=3'), 'unknown', 'a policy with room did not refuse');
+    assert.equal(refusingPolicy('"api";r=01;t=3'), 'unknown');
   });
 });
