@@ -4,7 +4,8 @@
  * the address, never the address); an expired session presented again and again is audited once;
  * request ids are the service's own (a client's X-Request-Id is logged beside it when
  * well-formed, never echoed nor stored); every access to a response's answers says which
- * response, which form, who, and whether the PDF was made; and the chain verifies afterwards.
+ * response, which form, who, and whether the PDF was made; the running service logs audit
+ * anchors; and the chain verifies afterwards.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +15,7 @@ import type { KeyRing } from 'gatehouse';
 import { createServiceLogger } from '../../src/logger.js';
 import { AuditLog } from '../../src/service/audit.js';
 import { openDatabase, openMemoryDatabase, type Database } from '../../src/service/db.js';
+import { waitFor } from '../../../gatehouse/test/harness/topologies.js';
 import { Client, freshEmail } from '../helpers/client.js';
 import {
   createTestDatabase,
@@ -75,6 +77,7 @@ for (const [name, makeTarget] of [
         { ...target.env, SECRET_KEYS: secretKeys, ...env },
         {
           ...(target.database ? { database: target.database } : {}),
+          ...(logLines ? { auditAnchorIntervalMs: 200 } : {}),
           ...(logLines
             ? {
                 logger: createServiceLogger('info', {
@@ -214,6 +217,12 @@ for (const [name, makeTarget] of [
       assert.match(signInId, UUID);
       const again = await client.get('/health', { headers: { 'x-request-id': signUpId } });
       assert.notEqual(again.headers.get('x-request-id'), signUpId, 'not even an id the service gave');
+      // The running service anchors its newest row in the log (every 200 ms here, a minute by default).
+      await waitFor(
+        'an audit anchor',
+        () => logLines.some((line) => line.includes('"msg":"audit anchor"')),
+        5000,
+      );
       await running.close();
 
       const signUpRows = (await rows('user.signup')).filter((row) => row.request_id === signUpId);
