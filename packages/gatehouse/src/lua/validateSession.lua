@@ -14,8 +14,11 @@
 -- ARGV[5]  absoluteTimeoutMs: tells an absolute expiry from an idle one once the key is gone
 --
 -- Returns  { 1, session value (header and payload), touched (0 or 1), server time ms }
---          or { 0, end reason or '' when unknown }
---          or { 0, expired-idle | expired-absolute, session value } when it expires here
+--          or { 0, end reason or '' when unknown, 0 } when it had ended before (or never was)
+--          or { 0, expired-idle | expired-absolute, 1 } when this call finds it expired by TTL
+--          or { 0, expired-idle | expired-absolute, 1, session value } when it expires here
+-- The third element is 1 for the one validation that ends an expired session: its caller
+-- reports the expiry, and every later validation gets the recorded reason with 0.
 --- @include serverTime
 --- @include sessionEnds
 local now = serverTimeMs()
@@ -34,13 +37,13 @@ if not value then
   if deadline and order and deadline <= now then
     local reason = expiryReason(deadline, order, tonumber(ARGV[5]))
     recordEnd(reason)
-    return { 0, reason }
+    return { 0, reason, 1 }
   end
-  return { 0, redis.call('HGET', KEYS[4], member) or '' }
+  return { 0, redis.call('HGET', KEYS[4], member) or '', 0 }
 end
 if not redis.call('ZSCORE', KEYS[2], member) then
   redis.call('DEL', KEYS[1])
-  return { 0, redis.call('HGET', KEYS[4], member) or '' }
+  return { 0, redis.call('HGET', KEYS[4], member) or '', 0 }
 end
 
 local createdAt, lastSeenAt, idle, absoluteExpiresAt, count = struct.unpack('>ddddd', value)
@@ -53,7 +56,7 @@ end
 if reason then
   redis.call('DEL', KEYS[1])
   recordEnd(reason)
-  return { 0, reason, value }
+  return { 0, reason, 1, value }
 end
 
 local touched = 0

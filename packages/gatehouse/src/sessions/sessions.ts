@@ -221,7 +221,9 @@ export class Sessions {
     if (result.session === null) {
       this.activity.forget(key);
       this.cache.forgetOwner(key);
-      if (result.reason === 'expired-idle' || result.reason === 'expired-absolute') {
+      // Audited once: by the validation that ended the expired session, not by every later
+      // presentation of its token (a client retrying with it would flood the audit trail).
+      if (result.expiredNow && (result.reason === 'expired-idle' || result.reason === 'expired-absolute')) {
         const payload = result.expired ? this.openStoredPayload(ref, result.expired) : null;
         this.audit(`session.${result.reason}`, payload?.u ?? null, ref);
       }

@@ -53,7 +53,10 @@ export type SessionAuditType =
 /** An audit record: who and what, never a token or a handle in clear. */
 export interface SessionAuditEvent {
   readonly type: SessionAuditType;
-  /** The user id, when known (always, except for a revocation of a session already gone). */
+  /**
+   * The user id, when known: always, except for a revocation of a session already gone, and an
+   * expiry found after the session's key ran out its TTL (its payload went with it).
+   */
   readonly userId: string | null;
   /** Salted hash of the session handle: correlates records without naming the session. */
   readonly sessionHash: string;

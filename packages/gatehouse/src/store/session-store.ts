@@ -56,7 +56,13 @@ export type SessionValidation =
   | {
       readonly session: null;
       readonly reason: SessionEndReason | null;
-      /** The session as it was, when it expired during this very validation. */
+      /**
+       * True for the one validation that found the session past a deadline and ended it (by its
+       * stored deadlines, or by its index once the key's TTL ran out); later validations of the
+       * same session get the recorded reason without it. The expiry is reported once, from here.
+       */
+      readonly expiredNow?: true;
+      /** The session as it was, when it expired during this very validation and its value was still there. */
       readonly expired?: StoredSession;
     };
 

@@ -263,6 +263,35 @@ export function sessionSuite(name: string, setup: () => Promise<SessionFixture>)
       assert.deepEqual(await gh.validateWithReason(token), { session: null, reason: 'expired-idle' });
     });
 
+    it('audits an expiry once, however often and wherever the expired token is presented (real 1 s timeout)', async () => {
+      const events: SessionAuditEvent[] = [];
+      const options: SessionsOptions = {
+        idleTimeout: '1s',
+        absoluteTimeout: '10s',
+        touchInterval: 0,
+        audit: (event) => events.push(event),
+      };
+      const a = sessions(options);
+      const otherStore = fixture.otherStore();
+      otherStores.push(otherStore);
+      await otherStore.waitUntilReady(5000);
+      const b = new Sessions(otherStore, keyRing, options);
+      opened.push(b);
+      const { token, session } = await a.create(user());
+      assert.ok(await b.validate(token));
+      await sleep(1200);
+      // At once on two instances, then one after another: the store ends the session once.
+      const expired = { session: null, reason: 'expired-idle' };
+      const together = await Promise.all([a, b, a, b].map((instance) => instance.validateWithReason(token)));
+      for (const result of together) assert.deepEqual(result, expired);
+      for (const instance of [a, b, a, b, a])
+        assert.deepEqual(await instance.validateWithReason(token), expired);
+      const expiries = events.filter((event) => event.type.startsWith('session.expired'));
+      assert.equal(expiries.length, 1, JSON.stringify(expiries));
+      assert.equal(expiries[0]?.type, 'session.expired-idle');
+      assert.equal(expiries[0].sessionHash, keyRing.auditHash(session.handle));
+    });
+
     it('expires a session at its absolute timeout however active it is (real 2 s timeout)', async () => {
       const gh = sessions({ idleTimeout: '1s', absoluteTimeout: '2s', touchInterval: 0 });
       const { token } = await gh.create(user());

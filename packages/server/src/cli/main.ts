@@ -20,6 +20,8 @@ Commands:
                      sessions revoke <handle>, sessions revoke-all --user <id> (--help for more)
   users              give or take away the admin role (the /admin dashboard), ending the user's
                      sessions: users grant-role EMAIL admin, users revoke-role EMAIL admin
+  audit verify       check the whole audit chain of the service's database (--anchor <id>:<hash>;
+                     exit 1 naming the first row that does not verify; --help for more)
   acl-rule           print the least-privilege Redis ACL rule for gatehouse's user
                      (--prefix <prefix>, default gh)
 
@@ -37,6 +39,10 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'users') {
     const { usersCommand } = await import('./users.js');
     return usersCommand(argv.slice(1), process.env);
+  }
+  if (argv[0] === 'audit') {
+    const { auditCommand } = await import('./audit.js');
+    return auditCommand(argv.slice(1), process.env);
   }
   if (argv[0] === 'doctor') {
     const { doctorCommand } = await import('./doctor.js');

@@ -4,15 +4,13 @@
  * its embedded database (single-process: never while the service has it open), a gatehouse on
  * its Redis, and refusals that end the command with one clear line and an exit status.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
   ConfigError,
   createGatehouse,
-  decodeSecretKey,
   GatehouseError,
-  SECRET_KEY_MIN_BYTES,
   SqlSessionRepository,
   StorePermissionError,
   StoreUnavailableError,
@@ -22,6 +20,7 @@ import {
 
 import { describeStore, loadConfig, type Config } from '../config.js';
 import type { Database } from '../service/db.js';
+import { readDevKeys } from '../service/dev-keys.js';
 
 export type Write = (text: string) => void;
 
@@ -58,29 +57,9 @@ export function loadServiceConfig(env: Record<string, string | undefined>): Conf
  */
 export function serviceSecretKeys(config: Config): readonly Buffer[] {
   if (config.secretKeys) return config.secretKeys;
-  const file = join(config.dataDir, 'secret-keys');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new Refusal(
-        `no SECRET_KEYS and no development key in DATA_DIR (${file}): set SECRET_KEYS to the service's keys, ` +
-          'or DATA_DIR to the directory of the service that generated one',
-        2,
-      );
-    }
-    throw new Refusal(`cannot read the development key ${file} (${code ?? 'unreadable'})`, 2);
-  }
-  const keys = text
-    .split(/[\s,]+/)
-    .filter((item) => item !== '')
-    .map((item) => decodeSecretKey(item));
-  if (keys.length === 0 || keys.some((key) => key === undefined || key.length < SECRET_KEY_MIN_BYTES)) {
-    throw new Refusal(`${file} does not hold valid keys`, 2);
-  }
-  return keys as Buffer[];
+  const dev = readDevKeys(config.dataDir);
+  if ('problem' in dev) throw new Refusal(dev.problem, 2);
+  return dev.keys;
 }
 
 /**

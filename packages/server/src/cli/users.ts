@@ -154,11 +154,12 @@ async function run(
   try {
     db = await openServiceDatabase(config);
     gh = await connectGatehouse(config, secretKeys, config.sessions.durable ? db : undefined);
-    const audit = new AuditLog(db, auditLogger(writeError));
-    const outcome = await changeServiceRole(
-      { db, gh, audit, accessTokens: new AccessTokens(gh.keyRing) },
-      command,
-    );
+    const audit = new AuditLog(db, auditLogger(writeError), { keyRing: gh.keyRing });
+    const accessTokens = new AccessTokens(gh.keyRing, {
+      issuer: config.accessTokens.issuer,
+      audience: config.accessTokens.audience,
+    });
+    const outcome = await changeServiceRole({ db, gh, audit, accessTokens }, command);
     await audit.flush();
     return report(outcome, command, write, writeError);
   } catch (error) {

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 
 import { createGatehouse, SqlSessionRepository, type RedisConnectionOptions } from 'gatehouse';
-import { gatehouseFastify, refusal, refusalForError } from 'gatehouse/fastify';
+import { gatehouseFastify, nodeRequestView, refusal, refusalForError } from 'gatehouse/fastify';
 
 import type { Config } from '../config.js';
 import { createServiceLogger, type ServiceLogger } from '../logger.js';
@@ -27,6 +27,7 @@ import { ServiceMetrics } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { PasswordVerifier } from './passwords.js';
 import { createPdfRenderer } from './pdf.js';
+import { RateLimitRefusals, refusingPolicy } from './rate-limit-refusals.js';
 import { sendHttpRefusal, sendRefusal } from './replies.js';
 import { registerAuthRoutes } from './routes/auth.js';
 import { registerFormRoutes } from './routes/forms.js';
@@ -51,6 +52,8 @@ export interface CreateServiceOptions {
   readonly logger?: ServiceLogger;
   /** How long start-up waits for Redis before going on without it. Default 3 s. */
   readonly redisReadyTimeoutMs?: number;
+  /** The least time between two `audit anchor` log lines (tests). Default a minute. */
+  readonly auditAnchorIntervalMs?: number;
 }
 
 /** Bodies over this are refused with 413 `PAYLOAD_TOO_LARGE`. */
@@ -126,9 +129,17 @@ export async function createService(config: Config, options: CreateServiceOption
     },
     // Node answers a request without Host (400) itself, bare; the hook below answers it instead.
     http: { requireHostHeader: false },
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    // Every request gets the service's own id (X-Request-Id, audit rows). A client's id is only
+    // written beside it, on the request's log lines, when well-formed: a client must not choose
+    // what the audit trail calls its request, nor write arbitrary text into the log.
+    genReqId: () => randomUUID(),
+    childLoggerFactory: (parent, bindings, childOptions, rawRequest) => {
+      const given = rawRequest.headers['x-request-id'];
+      const clientRequestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : undefined;
+      return parent.child(
+        clientRequestId === undefined ? bindings : { ...bindings, clientRequestId },
+        childOptions,
+      );
     },
     // Wrong types are refused, never coerced ("12" is not a number); unknown fields are kept
     // out of nothing, but no route reads them.
@@ -143,7 +154,6 @@ export async function createService(config: Config, options: CreateServiceOption
     if (!options.database) await database.close();
     throw error;
   }
-  const audit = new AuditLog(database, app.log);
   const metrics = new ServiceMetrics();
   const redis: RedisConnectionOptions | 'memory' =
     config.store.kind === 'memory' ? 'memory' : config.store.connection;
@@ -202,6 +212,14 @@ export async function createService(config: Config, options: CreateServiceOption
       expectedInstances: config.expectedInstances,
     },
   });
+  // After gh, whose key ring keys the chain: gh's audit hooks above run on requests only.
+  const audit = new AuditLog(database, app.log, {
+    keyRing: gh.keyRing,
+    ...(options.auditAnchorIntervalMs === undefined
+      ? {}
+      : { anchorIntervalMs: options.auditAnchorIntervalMs }),
+  });
+  const rateLimitRefusals = new RateLimitRefusals({ audit });
   const accessTokens = new AccessTokens(gh.keyRing, {
     issuer: config.accessTokens.issuer,
     audience: config.accessTokens.audience,
@@ -253,12 +271,16 @@ export async function createService(config: Config, options: CreateServiceOption
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request, reply);
     if (reply.statusCode === 429) {
-      audit.record({
-        type: 'rate-limit.refused',
-        outcome: 'failure',
-        userId: request.session?.userId ?? null,
+      const userId = request.session?.userId ?? null;
+      rateLimitRefusals.count({
+        policy: refusingPolicy(reply.getHeader('RateLimit')),
+        userId,
+        // Only for requests without a user; the address itself never reaches the audit trail.
+        ipHash:
+          userId === null
+            ? gh.keyRing.identifier('audit.ip', app.gatehouse.clientIp(nodeRequestView(request.raw)), 22)
+            : null,
         requestId: request.id,
-        details: { route: request.routeOptions.url ?? 'unmatched' },
       });
     }
     done();
@@ -314,8 +336,9 @@ export async function createService(config: Config, options: CreateServiceOption
     closing ??= (async () => {
       events.closeAll('shutdown');
       await app.close();
+      rateLimitRefusals.close();
       await gh.close();
-      await audit.flush();
+      await audit.close();
       metrics.stop();
       if (!options.database) await database.close();
     })();

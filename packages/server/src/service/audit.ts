@@ -2,20 +2,36 @@
  * The reference service's audit log: an append-only, hash-chained table in the service database
  * (`audit_log`, created by {@link migrate}), mirrored line by line to the service logger.
  *
- * Each row's `hash` is the SHA-256 of a canonical serialization of its fields and of the previous
- * row's hash, and ids run 1, 2, 3... without gaps, so {@link AuditLog.verify} finds a row edited,
- * removed or inserted in the middle of the chain. A trigger refuses UPDATE and DELETE. What a chain
- * alone cannot show is the loss of its newest rows: anchor the newest hash elsewhere (the log lines
- * carry every event too) when that matters.
+ * Each row's `hash` is a keyed hash (HMAC-SHA-256, a key derived from SECRET_KEYS) of its fields
+ * and of the previous row's hash, and ids run 1, 2, 3... without gaps, so {@link AuditLog.verify}
+ * finds a row edited, removed or inserted in the middle of the chain, even by someone who can
+ * write the database but does not hold SECRET_KEYS. How rows are hashed and keyed, rotation, and
+ * why rows of the earlier unkeyed chain are refused: packages/server/src/service/audit-chain.ts.
+ * A trigger refuses UPDATE and DELETE.
+ *
+ * What a chain alone cannot show is the loss (or the wholesale rewrite, by someone holding the
+ * key) of its newest rows. So the log gets anchors: at most once per `anchorIntervalMs` (a
+ * minute), when this instance appended rows since its last anchor, and on {@link AuditLog.close},
+ * an `audit anchor` line at info level with the newest row's id and hash (`auditAnchor: {id,
+ * hash, keyId}`). `gatehouse audit verify --anchor <id>:<hash>` checks the table against one.
  *
  * The service is under HIPAA: no PHI and no secrets belong here. Details are scalars only, keys that
  * look like credentials are dropped, and strings are capped at {@link MAX_STRING_LENGTH} characters.
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import type { KeyRing, SqlQueryable } from 'gatehouse';
 
-import type { SqlQueryable } from 'gatehouse';
+import {
+  AuditChainVerifier,
+  auditChainKeys,
+  GENESIS_HASH,
+  hashAuditRow,
+  type AuditAnchor,
+  type AuditChainKey,
+  type AuditProblem,
+  type AuditRow,
+} from './audit-chain.js';
 import type { Database } from './db.js';
 
 /** One event to record. Put identifiers and counts in `details`, never PHI or secrets. */
@@ -38,33 +54,28 @@ export interface AuditLogger {
   error(obj: object, msg?: string): void;
 }
 
-/** One stored row of the chain. */
-export interface AuditRow {
-  readonly id: number;
-  readonly atMs: number;
-  readonly type: string;
-  readonly outcome: string;
-  readonly userId: string | null;
-  readonly sessionHash: string | null;
-  readonly requestId: string | null;
-  readonly details: Readonly<Record<string, string | number | boolean | null>>;
-  /** The previous row's hash; {@link GENESIS_HASH} for row 1. */
-  readonly prevHash: string;
-  readonly hash: string;
+/** How an {@link AuditLog} keys its chain and anchors it. */
+export interface AuditLogOptions {
+  /** The service's key ring (`gh.keyRing`): the chain keys are derived from it. */
+  readonly keyRing: KeyRing;
+  /**
+   * The least time between two `audit anchor` lines. Default {@link ANCHOR_INTERVAL_MS}; shorter
+   * in tests only (no environment variable sets it).
+   */
+  readonly anchorIntervalMs?: number;
 }
 
 /**
- * The result of {@link AuditLog.verify}. `rows` counts the rows found sound; when `ok` is false,
- * `firstBadId` is the first row that is not: its hash does not match its fields (`hash-mismatch`),
- * its `prev_hash` is not the previous row's hash (`chain-broken`), or its id does not follow the
- * previous row's (`gap`: a row removed or inserted).
+ * The result of {@link AuditLog.verify}. `rows` counts the rows found sound and `head` is the
+ * newest of them (null for an empty table); when `ok` is false, `firstBadId` is the first row that
+ * is not, and `problem` says why (see {@link AuditProblem}).
  */
 export type AuditVerification =
-  | { ok: true; rows: number }
-  | { ok: false; rows: number; firstBadId: number; problem: 'hash-mismatch' | 'chain-broken' | 'gap' };
+  | { ok: true; rows: number; head: AuditAnchor | null }
+  | { ok: false; rows: number; firstBadId: number; problem: AuditProblem };
 
-/** `prev_hash` of the first row. */
-export const GENESIS_HASH = '0'.repeat(64);
+/** Without a shorter `anchorIntervalMs`, anchors are written at most once a minute. */
+export const ANCHOR_INTERVAL_MS = 60_000;
 
 /** The longest string kept, in UTF-16 code units; longer strings are cut. */
 export const MAX_STRING_LENGTH = 200;
@@ -85,7 +96,8 @@ const OUTCOMES: ReadonlySet<string> = new Set(['success', 'failure', 'info']);
 const SECRET_KEY = /passw|pwd|token|cookie|authorization|secret|api[-_]?key|credential|private[-_]?key/i;
 // Keys are plain identifiers: no control characters, nothing the database cannot store.
 const KEY_SHAPE = /^[A-Za-z0-9_.:-]{1,64}$/;
-const COLUMNS = 'id, at_ms, type, outcome, user_id, session_hash, request_id, details, prev_hash, hash';
+const COLUMNS =
+  'id, at_ms, type, outcome, user_id, session_hash, request_id, details, prev_hash, key_id, hash';
 
 type Scalar = string | number | boolean | null;
 
@@ -110,28 +122,8 @@ interface DbRow {
   request_id: string | null;
   details: unknown;
   prev_hash: string;
+  key_id: string | null;
   hash: string;
-}
-
-/**
- * The hash of one row: SHA-256, hex, of the JSON array
- * `[id, atMs, type, outcome, userId, sessionHash, requestId, details, prevHash]` where `details` is
- * its `[key, value]` pairs sorted by key (code-unit order). Exported so that other tools can check
- * a chain without this class.
- */
-export function hashAuditRow(row: Omit<AuditRow, 'hash'>): string {
-  const canonical = JSON.stringify([
-    row.id,
-    row.atMs,
-    row.type,
-    row.outcome,
-    row.userId,
-    row.sessionHash,
-    row.requestId,
-    canonicalDetails(row.details),
-    row.prevHash,
-  ]);
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
 }
 
 /**
@@ -142,11 +134,27 @@ export function hashAuditRow(row: Omit<AuditRow, 'hash'>): string {
 export class AuditLog {
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
+  /** Newest first: the first hashes new rows, every one verifies. */
+  readonly #keys: readonly AuditChainKey[];
+  readonly #anchorIntervalMs: number;
+  /** The newest row this instance appended, and the newest one it wrote an anchor for. */
+  #head: AuditRow | null = null;
+  #anchoredId = 0;
+  #anchorTimer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(
     private readonly db: Database,
     private readonly logger: AuditLogger,
-  ) {}
+    options: AuditLogOptions,
+  ) {
+    this.#keys = auditChainKeys(options.keyRing);
+    const interval = options.anchorIntervalMs ?? ANCHOR_INTERVAL_MS;
+    if (!Number.isInteger(interval) || interval <= 0) {
+      throw new RangeError('anchorIntervalMs must be a positive integer');
+    }
+    this.#anchorIntervalMs = interval;
+  }
 
   /**
    * Logs the event at once and queues its append. Never throws: an invalid event, a full queue or a
@@ -192,39 +200,47 @@ export class AuditLog {
   }
 
   /**
-   * Reads the whole chain in id order, a page at a time, and recomputes every hash. Rows appended
-   * while it runs are checked too.
+   * Waits for every queued append, then writes the last anchor (when rows were appended since the
+   * one before) and stops the anchor timer. Appends after this still work, without anchors.
    */
-  async verify(): Promise<AuditVerification> {
-    let expectedId = 1;
-    let prevHash = GENESIS_HASH;
-    let rows = 0;
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.flush();
+    clearTimeout(this.#anchorTimer);
+    this.#anchorTimer = undefined;
+    this.#writeAnchor();
+  }
+
+  /**
+   * Reads the whole chain in id order, a page at a time, and checks every row with the ring's
+   * chain keys. Rows appended while it runs are checked too. With `anchor` (an `audit anchor`
+   * line's id and hash), the row of that id must be in the chain with that hash.
+   */
+  async verify(options: { anchor?: AuditAnchor } = {}): Promise<AuditVerification> {
+    const verifier = new AuditChainVerifier(this.#keys, options.anchor);
     for (;;) {
+      const head = verifier.head;
       // The first page has no lower bound, so a row slipped in below id 1 shows up as a gap too.
       const { rows: page } =
-        expectedId === 1
+        head === null
           ? await this.db.query(`SELECT ${COLUMNS} FROM audit_log ORDER BY id LIMIT $1`, [VERIFY_PAGE_SIZE])
           : await this.db.query(`SELECT ${COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2`, [
-              expectedId - 1,
+              head.id,
               VERIFY_PAGE_SIZE,
             ]);
       for (const raw of page as DbRow[]) {
         const row = fromDb(raw);
-        const fail = (problem: 'hash-mismatch' | 'chain-broken' | 'gap'): AuditVerification => ({
-          ok: false,
-          rows,
-          firstBadId: row.id,
-          problem,
-        });
-        if (row.id !== expectedId) return fail('gap');
-        if (row.prevHash !== prevHash) return fail('chain-broken');
-        if (hashAuditRow(row) !== row.hash) return fail('hash-mismatch');
-        rows += 1;
-        expectedId += 1;
-        prevHash = row.hash;
+        const problem = verifier.check(row);
+        if (problem !== null) return { ok: false, rows: verifier.rows, firstBadId: row.id, problem };
       }
-      if (page.length < VERIFY_PAGE_SIZE) return { ok: true, rows };
+      if (page.length < VERIFY_PAGE_SIZE) break;
     }
+    const missing = verifier.finish();
+    if (missing !== null && options.anchor !== undefined) {
+      // The anchored row was written and logged: the table lost it, and every row after it.
+      return { ok: false, rows: verifier.rows, firstBadId: options.anchor.id, problem: missing };
+    }
+    return { ok: true, rows: verifier.rows, head: verifier.head };
   }
 
   /** The newest `limit` rows (at most 1000), newest first. */
@@ -307,7 +323,9 @@ export class AuditLog {
 
   /** One append: in a transaction, under the chain lock on PostgreSQL, after the newest row. */
   async #write(entry: Entry): Promise<AuditRow> {
-    return this.db.transaction(async (tx: SqlQueryable) => {
+    const newest = this.#keys[0];
+    if (newest === undefined) throw new Error('the audit log has no chain key');
+    const row = await this.db.transaction(async (tx: SqlQueryable) => {
       if (this.db.kind === 'postgres') await tx.query(`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`);
       const { rows } = await tx.query('SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1');
       const last = rows[0] as { id: number | string; hash: string } | undefined;
@@ -315,24 +333,50 @@ export class AuditLog {
         id: last === undefined ? 1 : Number(last.id) + 1,
         ...entry,
         prevHash: last === undefined ? GENESIS_HASH : last.hash,
+        keyId: newest.id,
       };
-      const row: AuditRow = { ...fields, hash: hashAuditRow(fields) };
+      const appended: AuditRow = { ...fields, hash: hashAuditRow(fields, newest.key) };
       await tx.query(
-        `INSERT INTO audit_log (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)`,
+        `INSERT INTO audit_log (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)`,
         [
-          row.id,
-          row.atMs,
-          row.type,
-          row.outcome,
-          row.userId,
-          row.sessionHash,
-          row.requestId,
-          JSON.stringify(row.details),
-          row.prevHash,
-          row.hash,
+          appended.id,
+          appended.atMs,
+          appended.type,
+          appended.outcome,
+          appended.userId,
+          appended.sessionHash,
+          appended.requestId,
+          JSON.stringify(appended.details),
+          appended.prevHash,
+          appended.keyId,
+          appended.hash,
         ],
       );
-      return row;
+      return appended;
+    });
+    this.#head = row;
+    this.#scheduleAnchor();
+    return row;
+  }
+
+  /** The next anchor, a whole interval after the first append since the last one. */
+  #scheduleAnchor(): void {
+    if (this.#closed || this.#anchorTimer !== undefined) return;
+    this.#anchorTimer = setTimeout(() => {
+      this.#anchorTimer = undefined;
+      this.#writeAnchor();
+    }, this.#anchorIntervalMs);
+    // An anchor due must not keep a finished process alive; close() writes the last one.
+    this.#anchorTimer.unref();
+  }
+
+  /** Logs the newest row this instance appended, unless it was anchored already. */
+  #writeAnchor(): void {
+    const head = this.#head;
+    if (head === null || head.id === this.#anchoredId) return;
+    this.#anchoredId = head.id;
+    safely(() => {
+      this.logger.info({ auditAnchor: { id: head.id, hash: head.hash, keyId: head.keyId } }, 'audit anchor');
     });
   }
 }
@@ -377,12 +421,6 @@ function sortedRecord(record: Record<string, Scalar>): Record<string, Scalar> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => compareKeys(a, b)));
 }
 
-/** Details as sorted pairs: key order in JSON objects (jsonb reorders them) does not matter. */
-function canonicalDetails(details: unknown): unknown {
-  if (details === null || typeof details !== 'object' || Array.isArray(details)) return details;
-  return Object.entries(details).sort(([a], [b]) => compareKeys(a, b));
-}
-
 function fromDb(raw: DbRow): AuditRow {
   return {
     id: Number(raw.id),
@@ -395,6 +433,7 @@ function fromDb(raw: DbRow): AuditRow {
     // A tampered row may hold anything; verify() hashes it as it is and reports the mismatch.
     details: raw.details as Record<string, Scalar>,
     prevHash: raw.prev_hash,
+    keyId: raw.key_id,
     hash: raw.hash,
   };
 }

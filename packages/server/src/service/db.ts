@@ -155,6 +155,13 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX invites_pending ON invites (organization_id, created_at) WHERE used_at IS NULL AND revoked_at IS NULL;
   `,
+  // The keyed audit chain (packages/server/src/service/audit-chain.ts): each row names the key of
+  // its hash. Rows of the unkeyed chain keep a NULL key id (and fail verification); the check,
+  // NOT VALID so it leaves them be, makes the database refuse any new row without one.
+  `
+  ALTER TABLE audit_log ADD COLUMN key_id text;
+  ALTER TABLE audit_log ADD CONSTRAINT audit_log_keyed CHECK (key_id IS NOT NULL) NOT VALID;
+  `,
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

@@ -29,7 +29,7 @@ export function sharedSecretKeys(): string {
 
 export async function startService(
   env: Record<string, string>,
-  options: { database?: Database; logger?: ServiceLogger } = {},
+  options: { database?: Database; logger?: ServiceLogger; auditAnchorIntervalMs?: number } = {},
 ): Promise<RunningService> {
   const dataDir = mkdtempSync(join(tmpdir(), 'gh-service-'));
   const config = {
@@ -49,6 +49,9 @@ export async function startService(
     redisReadyTimeoutMs: 2000,
     ...(options.database ? { database: options.database } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.auditAnchorIntervalMs === undefined
+      ? {}
+      : { auditAnchorIntervalMs: options.auditAnchorIntervalMs }),
   });
   const address = await service.app.listen({ host: '127.0.0.1', port: 0 });
   return {

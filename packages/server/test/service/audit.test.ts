@@ -1,107 +1,35 @@
 /**
  * The service's audit log on PGlite and on PostgreSQL at 127.0.0.1:5432 (in a database of its own,
- * dropped afterwards; an unreachable server fails the run): the chain verifies, tampering is found,
- * the table refuses UPDATE and DELETE, instances sharing one database append one linear chain, and
- * record() stays safe on a request path.
+ * dropped afterwards; an unreachable server fails the run): the keyed chain verifies, tampering is
+ * found, the table refuses UPDATE and DELETE, instances sharing one database append one linear
+ * chain, and record() stays safe on a request path. Keys, rotation, unkeyed rows and anchors:
+ * audit-keys.test.ts.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 
-import pg from 'pg';
+import { KeyRing, type SqlQueryable } from 'gatehouse';
+import { AuditLog, MAX_STRING_LENGTH, type AuditEvent, type AuditLogger } from '../../src/service/audit.js';
+import { auditChainKeys, GENESIS_HASH, hashAuditRow, type AuditRow } from '../../src/service/audit-chain.js';
+import type { Database } from '../../src/service/db.js';
+import { pgliteBackend, postgresBackend, RecordingLogger, type Backend } from '../helpers/audit-backends.js';
 
-import type { SqlQueryable } from 'gatehouse';
-import {
-  AuditLog,
-  GENESIS_HASH,
-  MAX_STRING_LENGTH,
-  hashAuditRow,
-  type AuditEvent,
-  type AuditLogger,
-  type AuditRow,
-} from '../../src/service/audit.js';
-import { migrate, openDatabase, openMemoryDatabase, type Database } from '../../src/service/db.js';
+/** The service's SECRET_KEYS in these tests, and the chain key derived from it. */
+const keyRing = new KeyRing([randomBytes(32)]);
+const chainKey = auditChainKeys(keyRing)[0] ?? assert.fail('no chain key');
 
-/** Where the PostgreSQL tests connect: this machine's server unless TEST_DATABASE_URL says otherwise. */
-const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-interface LogCall {
-  level: 'info' | 'warn' | 'error';
-  obj: object;
-  msg: string | undefined;
+function auditLog(db: Database, logger: AuditLogger = new RecordingLogger()): AuditLog {
+  return new AuditLog(db, logger, { keyRing });
 }
 
-/** Keeps every call, as pino would write them. */
-class RecordingLogger implements AuditLogger {
-  readonly calls: LogCall[] = [];
-  info(obj: object, msg?: string): void {
-    this.calls.push({ level: 'info', obj, msg });
-  }
-  warn(obj: object, msg?: string): void {
-    this.calls.push({ level: 'warn', obj, msg });
-  }
-  error(obj: object, msg?: string): void {
-    this.calls.push({ level: 'error', obj, msg });
-  }
-  at(level: LogCall['level']): LogCall[] {
-    return this.calls.filter((call) => call.level === level);
-  }
-}
-
-/** A fresh, migrated database per call; `reopen` gives another handle (pool) on the same one. */
-interface Backend {
-  fresh(): Promise<{ db: Database; reopen: () => Promise<Database> }>;
-  cleanup(): Promise<void>;
-}
-
-/** One PGlite (it takes seconds to start), with a freshly migrated schema per test. */
-async function pgliteBackend(): Promise<Backend> {
-  const db = await openMemoryDatabase();
-  let schemas = 0;
-  return {
-    fresh: async () => {
-      schemas += 1;
-      await db.query(`CREATE SCHEMA audit_${schemas}`);
-      await db.query(`SET search_path = audit_${schemas}`); // one connection: it holds
-      await migrate(db);
-      return {
-        db,
-        reopen: () => Promise.reject(new Error('PGlite in memory has one handle')),
-      };
-    },
-    cleanup: () => db.close(),
-  };
-}
-
-async function postgresBackend(): Promise<Backend> {
-  const admin = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 5000 });
-  await admin.connect(); // no server, no pass: this throws and the suite fails
-  const opened: Database[] = [];
-  const created: string[] = [];
-  const open = async (url: string): Promise<Database> => {
-    const db = await openDatabase(url, tmpdir());
-    opened.push(db);
-    return db;
-  };
-  return {
-    fresh: async () => {
-      const name = `gh_audit_${randomBytes(6).toString('hex')}`;
-      await admin.query(`CREATE DATABASE ${name}`);
-      created.push(name);
-      const url = new URL(POSTGRES_URL);
-      url.pathname = `/${name}`;
-      const db = await open(url.toString());
-      assert.equal(db.kind, 'postgres');
-      await migrate(db);
-      return { db, reopen: () => open(url.toString()) };
-    },
-    cleanup: async () => {
-      for (const db of opened) await db.close();
-      for (const name of created) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end();
-    },
-  };
+/** verify()'s answer, with its head checked against the newest row and then left out. */
+async function verified(audit: AuditLog): Promise<unknown> {
+  const result = await audit.verify();
+  if (!result.ok) return result;
+  const [newest] = await audit.recent(1);
+  assert.deepEqual(result.head, newest ? { id: newest.id, hash: newest.hash } : null, 'head: the newest row');
+  return { ok: true, rows: result.rows };
 }
 
 /** `db` with the INSERTs whose 1-based numbers are in `failing` throwing inside their transaction. */
@@ -166,8 +94,8 @@ for (const [name, makeBackend] of [
 
     it('chains appends from the genesis hash, verifies them, and lists the newest first', async () => {
       const { db } = await backend.fresh();
-      const audit = new AuditLog(db, new RecordingLogger());
-      assert.deepEqual(await audit.verify(), { ok: true, rows: 0 });
+      const audit = auditLog(db);
+      assert.deepEqual(await verified(audit), { ok: true, rows: 0 });
       const rows = await appendMany(audit, 3);
       assert.deepEqual(
         rows.map((row) => row.id),
@@ -180,23 +108,25 @@ for (const [name, makeBackend] of [
       assert.equal(three.prevHash, two.hash);
       for (const row of rows) {
         assert.match(row.hash, /^[0-9a-f]{64}$/);
+        assert.equal(row.keyId, chainKey.id, 'each row names the key of its hash');
+        assert.match(row.keyId, /^[0-9a-f]{16}$/);
         const { hash, ...fields } = row;
-        assert.equal(hashAuditRow(fields), hash);
+        assert.equal(hashAuditRow(fields, chainKey.key), hash, 'an HMAC under the chain key');
       }
       assert.deepEqual(await audit.recent(2), [three, two], 'what was stored is what append returned');
       assert.deepEqual(await audit.recent(0), []);
       await assert.rejects(audit.recent(-1), RangeError);
-      assert.deepEqual(await audit.verify(), { ok: true, rows: 3 });
+      assert.deepEqual(await verified(audit), { ok: true, rows: 3 });
       // Another instance (a restarted service) continues the same chain.
-      const next = await new AuditLog(db, new RecordingLogger()).append(event(4));
+      const next = await auditLog(db).append(event(4));
       assert.equal(next.id, 4);
       assert.equal(next.prevHash, three.hash);
-      assert.deepEqual(await audit.verify(), { ok: true, rows: 4 });
+      assert.deepEqual(await verified(audit), { ok: true, rows: 4 });
     });
 
     it('refuses UPDATE and DELETE on the table', async () => {
       const { db } = await backend.fresh();
-      const audit = new AuditLog(db, new RecordingLogger());
+      const audit = auditLog(db);
       await appendMany(audit, 2);
       await assert.rejects(
         db.query(`UPDATE audit_log SET details = '{"n": 9}' WHERE id = 1`),
@@ -204,34 +134,55 @@ for (const [name, makeBackend] of [
       );
       await assert.rejects(db.query('DELETE FROM audit_log WHERE id = 2'), /audit_log is append-only/);
       await assert.rejects(db.query('DELETE FROM audit_log'), /audit_log is append-only/);
-      assert.deepEqual(await audit.verify(), { ok: true, rows: 2 });
+      assert.deepEqual(await verified(audit), { ok: true, rows: 2 });
     });
 
-    it('finds an edited row by its hash, and an edited-and-rehashed row by the next link', async () => {
+    it('finds an edited row by its hash, even rehashed without the key, and by the next link when rehashed with it', async () => {
       const { db } = await backend.fresh();
-      const audit = new AuditLog(db, new RecordingLogger());
+      const audit = auditLog(db);
       await appendMany(audit, 5);
       await db.query('ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update');
       await db.query(`UPDATE audit_log SET details = jsonb_set(details, '{n}', '99') WHERE id = 3`);
-      assert.deepEqual(await audit.verify(), { ok: false, rows: 2, firstBadId: 3, problem: 'hash-mismatch' });
+      assert.deepEqual(await verified(audit), {
+        ok: false,
+        rows: 2,
+        firstBadId: 3,
+        problem: 'hash-mismatch',
+      });
 
       const stored = (await audit.recent(5)).find((row) => row.id === 3);
       assert.ok(stored);
       assert.deepEqual(stored.details, { n: 99 });
       const { hash: _old, ...fields } = stored;
-      await db.query('UPDATE audit_log SET hash = $1 WHERE id = 3', [hashAuditRow(fields)]);
-      assert.deepEqual(await audit.verify(), { ok: false, rows: 3, firstBadId: 4, problem: 'chain-broken' });
+      // Someone with DATABASE_URL but not SECRET_KEYS: a plain SHA-256, or an HMAC under a key
+      // of their own, is no hash of the chain.
+      const canonical = JSON.stringify(Object.values(fields));
+      for (const forged of [
+        createHash('sha256').update(canonical).digest('hex'),
+        hashAuditRow(fields, randomBytes(32)),
+      ]) {
+        await db.query('UPDATE audit_log SET hash = $1 WHERE id = 3', [forged]);
+        assert.deepEqual(await verified(audit), {
+          ok: false,
+          rows: 2,
+          firstBadId: 3,
+          problem: 'hash-mismatch',
+        });
+      }
+      // Someone holding the key can rehash the row, but not the next row's link to the old hash.
+      await db.query('UPDATE audit_log SET hash = $1 WHERE id = 3', [hashAuditRow(fields, chainKey.key)]);
+      assert.deepEqual(await verified(audit), { ok: false, rows: 3, firstBadId: 4, problem: 'chain-broken' });
     });
 
     it('finds a deleted row, in the middle and at the start', async () => {
       const { db } = await backend.fresh();
-      const audit = new AuditLog(db, new RecordingLogger());
+      const audit = auditLog(db);
       await appendMany(audit, 5);
       await db.query('ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update');
       await db.query('DELETE FROM audit_log WHERE id = 3');
-      assert.deepEqual(await audit.verify(), { ok: false, rows: 2, firstBadId: 4, problem: 'gap' });
+      assert.deepEqual(await verified(audit), { ok: false, rows: 2, firstBadId: 4, problem: 'gap' });
       await db.query('DELETE FROM audit_log WHERE id = 1');
-      assert.deepEqual(await audit.verify(), { ok: false, rows: 0, firstBadId: 2, problem: 'gap' });
+      assert.deepEqual(await verified(audit), { ok: false, rows: 0, firstBadId: 2, problem: 'gap' });
     });
 
     it('verifies page by page past the first thousand rows, and finds tampering there', async () => {
@@ -252,11 +203,12 @@ for (const [name, makeBackend] of [
             requestId: null,
             details: { id },
             prevHash,
+            keyId: chainKey.id,
           };
-          const hash = hashAuditRow(fields);
+          const hash = hashAuditRow(fields, chainKey.key);
           const p = params.length;
           values.push(
-            `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, NULL, NULL, NULL, $${p + 5}::jsonb, $${p + 6}, $${p + 7})`,
+            `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, NULL, NULL, NULL, $${p + 5}::jsonb, $${p + 6}, $${p + 7}, $${p + 8})`,
           );
           params.push(
             id,
@@ -265,23 +217,24 @@ for (const [name, makeBackend] of [
             fields.outcome,
             JSON.stringify(fields.details),
             prevHash,
+            chainKey.id,
             hash,
           );
           prevHash = hash;
         }
         await db.query(
-          `INSERT INTO audit_log (id, at_ms, type, outcome, user_id, session_hash, request_id, details, prev_hash, hash) VALUES ${values.join(', ')}`,
+          `INSERT INTO audit_log (id, at_ms, type, outcome, user_id, session_hash, request_id, details, prev_hash, key_id, hash) VALUES ${values.join(', ')}`,
           params,
         );
       }
-      const audit = new AuditLog(db, new RecordingLogger());
+      const audit = auditLog(db);
       const last = await audit.append(event(1));
       assert.equal(last.id, 2501);
       assert.equal(last.prevHash, prevHash);
-      assert.deepEqual(await audit.verify(), { ok: true, rows: 2501 });
+      assert.deepEqual(await verified(audit), { ok: true, rows: 2501 });
       await db.query('ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update');
       await db.query(`UPDATE audit_log SET outcome = 'failure' WHERE id = 2300`);
-      assert.deepEqual(await audit.verify(), {
+      assert.deepEqual(await verified(audit), {
         ok: false,
         rows: 2299,
         firstBadId: 2300,
@@ -291,20 +244,20 @@ for (const [name, makeBackend] of [
 
     it('keeps one gap-free chain when instances append at once', async () => {
       const { db } = await backend.fresh();
-      const first = new AuditLog(db, new RecordingLogger());
-      const second = new AuditLog(db, new RecordingLogger());
+      const first = auditLog(db);
+      const second = auditLog(db);
       await Promise.all([
         ...range(50).map((n) => first.append(event(n, { type: 'first' }))),
         ...range(50).map((n) => second.append(event(n, { type: 'second' }))),
       ]);
       assert.deepEqual(await ids(db), range(100));
-      assert.deepEqual(await first.verify(), { ok: true, rows: 100 });
+      assert.deepEqual(await verified(first), { ok: true, rows: 100 });
     });
 
     it('writes the log line at once, before the row', async () => {
       const { db } = await backend.fresh();
       const logger = new RecordingLogger();
-      const audit = new AuditLog(db, logger);
+      const audit = auditLog(db, logger);
       const before = Date.now();
       audit.record({
         type: 'login',
@@ -340,7 +293,7 @@ for (const [name, makeBackend] of [
     it('record() never throws; flush() waits for every queued append; a failed append stops nothing', async () => {
       const { db } = await backend.fresh();
       const logger = new RecordingLogger();
-      const audit = new AuditLog(failingInserts(db, new Set([3])), logger);
+      const audit = auditLog(failingInserts(db, new Set([3])), logger);
       const throwing = {
         get n(): number {
           throw new Error('getter');
@@ -357,7 +310,7 @@ for (const [name, makeBackend] of [
       assert.equal(await count(db), 0, 'nothing waited for the database');
       await audit.flush();
       assert.deepEqual(await ids(db), range(9), 'the failed third append left no hole');
-      assert.deepEqual(await audit.verify(), { ok: true, rows: 9 });
+      assert.deepEqual(await verified(audit), { ok: true, rows: 9 });
       const errors = logger.at('error');
       assert.equal(errors.filter((call) => call.msg === 'audit event refused').length, 5);
       const failed = errors.filter((call) => call.msg === 'audit append failed');
@@ -383,7 +336,7 @@ for (const [name, makeBackend] of [
           throw new Error('log down');
         },
       };
-      const quiet = new AuditLog(failingInserts(db, new Set([1])), broken);
+      const quiet = auditLog(failingInserts(db, new Set([1])), broken);
       assert.doesNotThrow(() => {
         quiet.record(event(13, { details: { password: 'x' } }));
         quiet.record(event(14));
@@ -391,13 +344,13 @@ for (const [name, makeBackend] of [
       });
       await quiet.flush();
       assert.equal(await count(db), 12);
-      assert.deepEqual(await audit.verify(), { ok: true, rows: 12 });
+      assert.deepEqual(await verified(audit), { ok: true, rows: 12 });
     });
 
     it('drops secret-looking keys and non-scalars, caps strings, and stores what PostgreSQL cannot as hashed', async () => {
       const { db } = await backend.fresh();
       const logger = new RecordingLogger();
-      const audit = new AuditLog(db, logger);
+      const audit = auditLog(db, logger);
       const secrets = ['hunter2-pw', 'tok-abc', 'sid=s3cr3t', 'Bearer xyz', 'shh-secret', 'key-123', 'pk-9'];
       const row = await audit.append({
         type: 'form.submit',
@@ -425,7 +378,7 @@ for (const [name, makeBackend] of [
       assert.equal(row.details.long, 'a'.repeat(MAX_STRING_LENGTH));
       assert.equal(row.details.odd, 'nul\uFFFD and lone \uFFFD surrogate');
       assert.deepEqual((await audit.recent(1))[0], row);
-      assert.deepEqual(await audit.verify(), { ok: true, rows: 1 });
+      assert.deepEqual(await verified(audit), { ok: true, rows: 1 });
 
       const warnings = logger.at('warn');
       assert.equal(warnings.length, 1);
@@ -472,7 +425,7 @@ describe('the audit log on PostgreSQL shared by two instances', { timeout: 60_00
     const { db: one, reopen } = await backend.fresh();
     const two = await reopen();
     // Two instances, each with two loggers, so transactions from both pools contend for the lock.
-    const logs = [one, one, two, two].map((db) => new AuditLog(db, new RecordingLogger()));
+    const logs = [one, one, two, two].map((db) => auditLog(db));
     await Promise.all(
       logs.flatMap((audit, instance) =>
         range(25).map((n) => audit.append(event(n, { type: `instance-${instance}` }))),
@@ -483,8 +436,8 @@ describe('the audit log on PostgreSQL shared by two instances', { timeout: 60_00
     await Promise.all(logs.map((audit) => audit.flush()));
 
     assert.deepEqual(await ids(one), range(140));
-    assert.deepEqual(await logs[0]?.verify(), { ok: true, rows: 140 });
-    assert.deepEqual(await logs[3]?.verify(), { ok: true, rows: 140 });
+    assert.deepEqual(await verified(logs[0] ?? assert.fail()), { ok: true, rows: 140 });
+    assert.deepEqual(await verified(logs[3] ?? assert.fail()), { ok: true, rows: 140 });
     const { rows } = await two.query(
       'SELECT type, count(*)::int AS n FROM audit_log GROUP BY type ORDER BY type',
     );

@@ -13,6 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { PDFDocument } from 'pdf-lib';
 
+import { KeyRing } from 'gatehouse';
+
 import { AuditLog } from '../../src/service/audit.js';
 import { openDatabase } from '../../src/service/db.js';
 import {
@@ -58,6 +60,7 @@ describe('two service processes on one Redis and one PostgreSQL', { timeout: 240
   let a: ServiceProcess;
   let b: ServiceProcess;
   const secrets: string[] = [PASSWORD];
+  const secretKey = randomBytes(32).toString('hex');
 
   before(async () => {
     redis = await startStandalone();
@@ -67,7 +70,7 @@ describe('two service processes on one Redis and one PostgreSQL', { timeout: 240
       REDIS_URL: `redis://127.0.0.1:${String(redis.server.port)}`,
       REDIS_KEY_PREFIX: uniquePrefix(),
       DATABASE_URL: database.url,
-      SECRET_KEYS: randomBytes(32).toString('hex'),
+      SECRET_KEYS: secretKey,
       COOKIE_SECURE: 'false',
       TRUST_PROXY: '1',
       GOTENBERG_URL: gotenberg.url,
@@ -201,7 +204,8 @@ describe('two service processes on one Redis and one PostgreSQL', { timeout: 240
     assert.doesNotMatch(output, /"(authorization|cookie|x-csrf-token)":"(?!\[redacted\])/i);
     const db = await openDatabase(database.url, '');
     try {
-      const verification = await new AuditLog(db, { info() {}, warn() {}, error() {} }).verify();
+      const keyRing = new KeyRing([Buffer.from(secretKey, 'hex')]);
+      const verification = await new AuditLog(db, { info() {}, warn() {}, error() {} }, { keyRing }).verify();
       assert.equal(verification.ok, true, JSON.stringify(verification));
       assert.ok(verification.rows > 10);
     } finally {

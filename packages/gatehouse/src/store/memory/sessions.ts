@@ -84,7 +84,7 @@ export class MemorySessionOperations implements SessionOperations {
         if (deadline !== undefined && order !== undefined && deadline <= now) {
           const reason = expiryReason(deadline, order, absoluteTimeoutMs);
           recordEnd(reason);
-          return { session: null, reason };
+          return { session: null, reason, expiredNow: true };
         }
         return { session: null, reason: endedReason() };
       }
@@ -102,7 +102,7 @@ export class MemorySessionOperations implements SessionOperations {
       if (reason) {
         this.state.delete(keys.session);
         recordEnd(reason);
-        return { session: null, reason, expired: session };
+        return { session: null, reason, expiredNow: true, expired: session };
       }
       let touched = false;
       if (now - session.lastSeenAtMs >= touchIntervalMs) {

@@ -1040,7 +1040,7 @@ return 1
 export const validateSession: LuaScript = {
   name: 'validateSession',
   numberOfKeys: 4,
-  sha1: 'eb60d62a1b961ef7e87d78fc857fa93e0a265e22',
+  sha1: '8de56045147031ff34353f969744d896c70a34f3',
   source: `-- validateSession: check a session against its stored idle and absolute deadlines and its
 -- user's index, and touch it when the last write is older than the touch interval (sliding
 -- expiry with throttled writes). An ended session is refused at once, even if its key is still
@@ -1057,8 +1057,11 @@ export const validateSession: LuaScript = {
 -- ARGV[5]  absoluteTimeoutMs: tells an absolute expiry from an idle one once the key is gone
 --
 -- Returns  { 1, session value (header and payload), touched (0 or 1), server time ms }
---          or { 0, end reason or '' when unknown }
---          or { 0, expired-idle | expired-absolute, session value } when it expires here
+--          or { 0, end reason or '' when unknown, 0 } when it had ended before (or never was)
+--          or { 0, expired-idle | expired-absolute, 1 } when this call finds it expired by TTL
+--          or { 0, expired-idle | expired-absolute, 1, session value } when it expires here
+-- The third element is 1 for the one validation that ends an expired session: its caller
+-- reports the expiry, and every later validation gets the recorded reason with 0.
 -- serverTime (included): the server's clock, from TIME, so that every instance reads one clock
 -- whatever its own says. serverTimeUs: microseconds since the epoch (exact in a Lua number until
 -- the year 2255); serverTimeMs: whole milliseconds.
@@ -1122,13 +1125,13 @@ if not value then
   if deadline and order and deadline <= now then
     local reason = expiryReason(deadline, order, tonumber(ARGV[5]))
     recordEnd(reason)
-    return { 0, reason }
+    return { 0, reason, 1 }
   end
-  return { 0, redis.call('HGET', KEYS[4], member) or '' }
+  return { 0, redis.call('HGET', KEYS[4], member) or '', 0 }
 end
 if not redis.call('ZSCORE', KEYS[2], member) then
   redis.call('DEL', KEYS[1])
-  return { 0, redis.call('HGET', KEYS[4], member) or '' }
+  return { 0, redis.call('HGET', KEYS[4], member) or '', 0 }
 end
 
 local createdAt, lastSeenAt, idle, absoluteExpiresAt, count = struct.unpack('>ddddd', value)
@@ -1141,7 +1144,7 @@ end
 if reason then
   redis.call('DEL', KEYS[1])
   recordEnd(reason)
-  return { 0, reason, value }
+  return { 0, reason, 1, value }
 end
 
 local touched = 0

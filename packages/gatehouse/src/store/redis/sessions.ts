@@ -70,17 +70,23 @@ export class RedisSessionOperations implements SessionOperations {
       true,
     );
     if (!Array.isArray(reply)) throw unexpectedReply(lua.validateSession, reply);
-    const [live, value, touchedOrExpired, nowMs] = reply as unknown[];
+    const [live, value, touchedOrExpiredNow, nowMsOrExpired] = reply as unknown[];
     if (live !== 1) {
       const reason = asReason(value);
-      return Buffer.isBuffer(touchedOrExpired)
-        ? { session: null, reason, expired: decodeSessionValue(ref.tokenHash, touchedOrExpired) }
-        : { session: null, reason };
+      if (touchedOrExpiredNow !== 1) return { session: null, reason };
+      return Buffer.isBuffer(nowMsOrExpired)
+        ? {
+            session: null,
+            reason,
+            expiredNow: true,
+            expired: decodeSessionValue(ref.tokenHash, nowMsOrExpired),
+          }
+        : { session: null, reason, expiredNow: true };
     }
     return {
       session: decodeSessionValue(ref.tokenHash, asBuffer(lua.validateSession, value)),
-      touched: touchedOrExpired === 1,
-      nowMs: Number(nowMs),
+      touched: touchedOrExpiredNow === 1,
+      nowMs: Number(nowMsOrExpired),
     };
   }
 

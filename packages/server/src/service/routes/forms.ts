@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
 import type { Session } from 'gatehouse';
+import type { HttpRefusal } from 'gatehouse/fastify';
 
 import type { ServiceContext } from '../context.js';
 import type { FormField } from '../pdf.js';
@@ -452,7 +453,14 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
         'INSERT INTO form_responses (id, form_id, organization_id, answers) VALUES ($1, $2, $3, $4)',
         [id, form.id, form.organizationId, JSON.stringify(body.answers)],
       );
-      audit.record({ type: 'form.response', outcome: 'success', requestId: request.id });
+      // Writing answers is an access to them too: which response of which form (never who
+      // answered, nor what).
+      audit.record({
+        type: 'form.response',
+        outcome: 'success',
+        requestId: request.id,
+        details: { responseId: id, formId: form.id },
+      });
       return reply.code(201).send(ok({ response: { id } }));
     },
   );
@@ -473,7 +481,7 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
       const id = (request.params as { id: string }).id;
       if (!UUID.test(id)) return sendRefusal(reply, 'NOT_FOUND', 'No such response.');
       const { rows } = await db.query(
-        `SELECT r.id, r.answers, r.created_at, f.title, f.fields
+        `SELECT r.id, r.form_id, r.answers, r.created_at, f.title, f.fields
          FROM form_responses r JOIN forms f ON f.id = r.form_id
          WHERE r.id = $1 AND r.organization_id = $2`,
         [id, session.organizationId],
@@ -481,6 +489,7 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
       const row = rows[0] as
         | {
             id: string;
+            form_id: string;
             answers: Record<string, unknown>;
             created_at: Date | string;
             title: string;
@@ -488,36 +497,53 @@ export function registerFormRoutes(app: FastifyInstance, context: ServiceContext
           }
         | undefined;
       if (!row) return sendRefusal(reply, 'NOT_FOUND', 'No such response.');
-      // Checked after the organization: no one outside it can hold (or probe) this lock.
-      const taken = await app.gatehouse.acquireLock(`pdf:${id}`, { ttl: PDF_LOCK_TTL_MS });
-      if (!taken.lock) return sendHttpRefusal(reply, taken.refusal);
-      let pdf: Uint8Array;
+      // From here the answers have been read: every way out is audited, with which response of
+      // which form, who, and whether the PDF was made (`reason`: another render held the lock, or
+      // the lock or the render failed).
+      let made: { pdf: Uint8Array } | { refusal: HttpRefusal } | undefined;
       try {
-        pdf = await context.pdf.render(
-          {
-            formTitle: row.title,
-            fields: row.fields,
-            answers: row.answers,
-            responseId: row.id,
-            submittedAt: new Date(row.created_at),
-          },
-          taken.lock.signal,
-        );
+        // Checked after the organization: no one outside it can hold (or probe) this lock.
+        const taken = await app.gatehouse.acquireLock(`pdf:${id}`, { ttl: PDF_LOCK_TTL_MS });
+        if (!taken.lock) made = { refusal: taken.refusal };
+        else {
+          try {
+            const pdf = await context.pdf.render(
+              {
+                formTitle: row.title,
+                fields: row.fields,
+                answers: row.answers,
+                responseId: row.id,
+                submittedAt: new Date(row.created_at),
+              },
+              taken.lock.signal,
+            );
+            made = { pdf };
+          } finally {
+            // Freed before the answer goes out: once the client has its PDF, the next render of
+            // this response (on any instance) must not find the lock still held.
+            await taken.lock.release().catch(() => undefined);
+          }
+        }
       } finally {
-        // Freed before the answer goes out: once the client has its PDF, the next render of this
-        // response (on any instance) must not find the lock still held.
-        await taken.lock.release().catch(() => undefined);
+        const rendered = made !== undefined && 'pdf' in made;
+        audit.record({
+          type: 'form.response.pdf',
+          outcome: rendered ? 'success' : 'failure',
+          userId: session.userId,
+          requestId: request.id,
+          details: {
+            responseId: row.id,
+            formId: row.form_id,
+            rendered,
+            ...(rendered ? {} : { reason: made === undefined ? 'failed' : 'locked' }),
+          },
+        });
       }
-      audit.record({
-        type: 'pdf.rendered',
-        outcome: 'success',
-        userId: session.userId,
-        requestId: request.id,
-      });
+      if ('refusal' in made) return sendHttpRefusal(reply, made.refusal);
       return reply
         .header('Content-Type', 'application/pdf')
         .header('Content-Disposition', `attachment; filename="response-${id}.pdf"`)
-        .send(Buffer.from(pdf));
+        .send(Buffer.from(made.pdf));
     },
   );
 }

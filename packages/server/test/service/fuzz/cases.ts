@@ -33,7 +33,7 @@ export interface Built {
   readonly expect?: readonly number[];
   /** The form whose lock token an answer may carry. */
   readonly formId?: string;
-  /** Whether the request came with an X-Request-Id the service must echo. */
+  /** The X-Request-Id the request came with, which the service must not echo. */
   readonly requestId?: string;
 }
 
@@ -283,7 +283,7 @@ export async function buildCase(route: RouteInfo, index: number, rng: Rng, fx: F
     }
   }
 
-  // Headers no route reads, or reads only to echo (X-Request-Id).
+  // Headers no route reads, or reads only to log (X-Request-Id, beside the service's own id).
   let requestId: string | undefined;
   if (hostile(0.3)) {
     const name = rng.pick([
