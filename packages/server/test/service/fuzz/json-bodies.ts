@@ -6,6 +6,9 @@ import type { Field } from './fixtures.js';
 import { hostileString, invalidUtf8 } from './hostile-values.js';
 import type { Rng } from './rng.js';
 
+/** docs/http-api.md: bodies nested deeper than this are refused with 400. */
+const MAX_BODY_DEPTH = 64;
+
 export function randomFields(rng: Rng): Field[] {
   const types = ['text', 'textarea', 'number', 'date', 'email', 'phone', 'select', 'checkbox'];
   const fields: Field[] = [];
@@ -229,6 +232,12 @@ const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff
  * schema, top level only).
  */
 export function mustRefuse(value: unknown, schema: unknown): boolean {
+  // A whole body of nested objects (deepValue) is an object: refused for its depth, or else for
+  // what the schema requires of an object holding only `a`.
+  if (typeof value === 'string' && value.startsWith('@@raw:{')) {
+    const depth = value.split('{').length - 1;
+    return depth > MAX_BODY_DEPTH || mustRefuse({ a: 1 }, schema);
+  }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return true;
   const poisoned = (node: unknown, depth: number): boolean => {
     if (typeof node === 'string') return UNSTORABLE.test(node);
