@@ -158,6 +158,8 @@ describe('the operations dashboard in headless Chromium', { timeout: 60_000 }, (
     assert.ok(body.data.sessions.active >= 1);
     assert.equal(body.data.redis.mode, 'memory');
     assert.deepEqual(body.data.counters.rateLimits.map((entry) => entry.policy).sort(), [
+      'account',
+      'anonymous',
       'api',
       'auth',
       'pdf',

@@ -108,6 +108,17 @@ export function authCases(suite: SuiteContext): void {
       headers: { 'sec-fetch-site': 'same-origin', 'x-csrf-token': String(client.csrfToken) },
     });
     assert.equal(sameOrigin.status, 201, sameOrigin.text);
+    // Login CSRF: another site must not sign a browser in (or up) as someone else.
+    const crossSite = { 'sec-fetch-site': 'cross-site' };
+    for (const path of ['/api/v1/auth/signin', '/api/v1/auth/signup']) {
+      const refused = await new Client(suite.base).post(
+        path,
+        { email: freshEmail(), password: 'correct horse battery staple' },
+        { headers: crossSite },
+      );
+      assert.equal(refused.status, 403, `${path}: ${refused.text}`);
+      assert.equal(refused.json.error.code, 'CSRF_INVALID', path);
+    }
     assert.equal((await client.post('/api/v1/forms', form)).status, 201);
     assert.equal((await client.post('/api/v1/forms', form, { as: 'session-bearer' })).status, 201);
     assert.equal((await client.post('/api/v1/forms', form, { as: 'access-bearer' })).status, 201);
