@@ -14,17 +14,26 @@
  * Exit status: 0 the chain verifies; 1 it does not; 2 the command could not run (usage,
  * configuration, no keys, the database unreachable or without an audit table).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { ConfigError, KeyRing } from 'gatehouse';
+import { KeyRing } from 'gatehouse';
 
-import { loadConfig, redactUrl, type Config } from '../config.js';
+import { redactUrl, type Config } from '../config.js';
 import { AuditLog, type AuditLogger } from '../service/audit.js';
 import type { AuditAnchor, AuditProblem } from '../service/audit-chain.js';
 import { openDatabase, type Database } from '../service/db.js';
-import { readDevKeys } from '../service/dev-keys.js';
+import {
+  embeddedDatabase,
+  exitStatusOf,
+  loadServiceConfig,
+  oneLine,
+  printable,
+  Refusal,
+  serviceSecretKeys,
+  toStderr,
+  toStdout,
+  type Write,
+} from './service-resources.js';
 
 const USAGE = `Usage: gatehouse audit <command> [options]
 
@@ -63,19 +72,6 @@ const PROBLEMS: Readonly<Record<AuditProblem, string>> = {
 
 const ANCHOR = /^([1-9][0-9]{0,15}):([0-9a-f]{64})$/;
 
-type Write = (text: string) => void;
-
-/** A failure that ends the command with `code` and a message (no stack trace). */
-class Refusal extends Error {
-  constructor(
-    message: string,
-    readonly code: number,
-    readonly usage?: string,
-  ) {
-    super(message);
-  }
-}
-
 type Command =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'verify'; readonly anchor: AuditAnchor | undefined };
@@ -88,28 +84,17 @@ type Command =
 export async function auditCommand(
   argv: string[],
   env: Record<string, string | undefined>,
-  write: Write = (text) => {
-    process.stdout.write(text);
-  },
-  writeError: Write = (text) => {
-    process.stderr.write(text);
-  },
+  write: Write = toStdout,
+  writeError: Write = toStderr,
 ): Promise<number> {
-  try {
+  return exitStatusOf('audit', writeError, async () => {
     const command = parseCommand(argv);
     if (command.kind === 'help') {
       write(`${command.text}\n`);
       return 0;
     }
-    return await verify(command.anchor, env, write, writeError);
-  } catch (error) {
-    if (error instanceof Refusal) {
-      writeError(`gatehouse audit: ${error.message}\n`);
-      if (error.usage !== undefined) writeError(`\n${error.usage}\n`);
-      return error.code;
-    }
-    throw error;
-  }
+    return verify(command.anchor, env, write, writeError);
+  });
 }
 
 function parseCommand(argv: readonly string[]): Command {
@@ -147,19 +132,8 @@ async function verify(
   write: Write,
   writeError: Write,
 ): Promise<number> {
-  let config: Config;
-  try {
-    config = loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) throw new Refusal(error.message, 2);
-    throw error;
-  }
-  let secretKeys = config.secretKeys;
-  if (!secretKeys) {
-    const dev = readDevKeys(config.dataDir);
-    if ('problem' in dev) throw new Refusal(dev.problem, 2);
-    secretKeys = dev.keys;
-  }
+  const config = loadServiceConfig(env);
+  const secretKeys = serviceSecretKeys(config);
   const db = await openAuditDatabase(config);
   try {
     const audit = new AuditLog(db, SILENT, { keyRing: new KeyRing(secretKeys) });
@@ -196,17 +170,10 @@ async function verify(
 async function openAuditDatabase(config: Config): Promise<Database> {
   let where: string;
   if (config.databaseUrl === undefined) {
-    const dir = join(config.dataDir, 'pglite');
-    where = `the embedded database in ${dir}`;
-    if (!existsSync(dir))
-      throw new Refusal(`DATA_DIR has no embedded database (${dir}) and DATABASE_URL is unset`, 2);
-    if (existsSync(join(dir, 'postmaster.pid'))) {
-      throw new Refusal(
-        `${where} is open in another process (the service?): it is single-process, so stop the service first ` +
-          '(or use DATABASE_URL, PostgreSQL)',
-        2,
-      );
-    }
+    const embedded = embeddedDatabase(config);
+    where = embedded.where;
+    if (!embedded.exists)
+      throw new Refusal(`DATA_DIR has no embedded database (${embedded.dir}) and DATABASE_URL is unset`, 2);
   } else {
     where = `the database at ${redactUrl(config.databaseUrl)}`;
   }
@@ -232,12 +199,3 @@ async function openAuditDatabase(config: Config): Promise<Database> {
 
 const ignore = (): void => undefined;
 const SILENT: AuditLogger = { info: ignore, warn: ignore, error: ignore };
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, '; ').trim();
-}
-
-/** Terminal-safe text: control characters (escape sequences) and bidi overrides become "?". */
-function printable(text: string): string {
-  return text.replace(/[\p{Cc}\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu, '?');
-}

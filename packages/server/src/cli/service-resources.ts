@@ -40,6 +40,33 @@ export class Refusal extends Error {
   }
 }
 
+/** Where a command's output and messages go by default. */
+export const toStdout: Write = (text) => {
+  process.stdout.write(text);
+};
+export const toStderr: Write = (text) => {
+  process.stderr.write(text);
+};
+
+/**
+ * Runs a command's body: its exit status, or, when it refuses, the refusal's message (and usage)
+ * on `writeError` as `gatehouse <name>: ...` and the refusal's status. Other errors propagate.
+ */
+export async function exitStatusOf(
+  name: string,
+  writeError: Write,
+  body: () => Promise<number>,
+): Promise<number> {
+  try {
+    return await body();
+  } catch (error) {
+    if (!(error instanceof Refusal)) throw error;
+    writeError(`gatehouse ${name}: ${error.message}\n`);
+    if (error.usage !== undefined) writeError(`\n${error.usage}\n`);
+    return error.code;
+  }
+}
+
 /** The service's configuration; a refused one is exit status 2. */
 export function loadServiceConfig(env: Record<string, string | undefined>): Config {
   try {

@@ -24,12 +24,15 @@ import { openDatabase, type Database } from '../service/db.js';
 import {
   connectGatehouse,
   embeddedDatabase,
+  exitStatusOf,
   loadServiceConfig,
   oneLine,
   printable,
   Refusal,
   refusalFor,
   serviceSecretKeys,
+  toStderr,
+  toStdout,
   type Write,
 } from './service-resources.js';
 
@@ -83,28 +86,17 @@ type Command =
 export async function sessionsCommand(
   argv: string[],
   env: Record<string, string | undefined>,
-  write: Write = (text) => {
-    process.stdout.write(text);
-  },
-  writeError: Write = (text) => {
-    process.stderr.write(text);
-  },
+  write: Write = toStdout,
+  writeError: Write = toStderr,
 ): Promise<number> {
-  try {
+  return exitStatusOf('sessions', writeError, async () => {
     const command = parseCommand(argv);
     if (command.kind === 'help') {
       write(`${command.text}\n`);
       return 0;
     }
-    return await run(command, env, write, writeError);
-  } catch (error) {
-    if (error instanceof Refusal) {
-      writeError(`gatehouse sessions: ${error.message}\n`);
-      if (error.usage !== undefined) writeError(`\n${error.usage}\n`);
-      return error.code;
-    }
-    throw error;
-  }
+    return run(command, env, write, writeError);
+  });
 }
 
 function usageError(message: string, usage: string): Refusal {

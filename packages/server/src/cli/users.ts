@@ -36,12 +36,15 @@ import { normalizeEmail } from '../service/users.js';
 import {
   connectGatehouse,
   embeddedDatabase,
+  exitStatusOf,
   loadServiceConfig,
   oneLine,
   printable,
   Refusal,
   refusalFor,
   serviceSecretKeys,
+  toStderr,
+  toStdout,
   type Write,
 } from './service-resources.js';
 
@@ -77,28 +80,17 @@ const COMMANDS: Readonly<Record<string, RoleChange>> = { 'grant-role': 'grant', 
 export async function usersCommand(
   argv: string[],
   env: Record<string, string | undefined>,
-  write: Write = (text) => {
-    process.stdout.write(text);
-  },
-  writeError: Write = (text) => {
-    process.stderr.write(text);
-  },
+  write: Write = toStdout,
+  writeError: Write = toStderr,
 ): Promise<number> {
-  try {
+  return exitStatusOf('users', writeError, async () => {
     const command = parseCommand(argv);
     if (command.kind === 'help') {
       write(`${USAGE}\n`);
       return 0;
     }
-    return await run(command, env, write, writeError);
-  } catch (error) {
-    if (error instanceof Refusal) {
-      writeError(`gatehouse users: ${error.message}\n`);
-      if (error.usage !== undefined) writeError(`\n${error.usage}\n`);
-      return error.code;
-    }
-    throw error;
-  }
+    return run(command, env, write, writeError);
+  });
 }
 
 function parseCommand(argv: string[]): Command {

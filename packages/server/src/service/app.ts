@@ -12,7 +12,12 @@ import { readFileSync } from 'node:fs';
 
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 
-import { createGatehouse, SqlSessionRepository, type RedisConnectionOptions } from 'gatehouse';
+import {
+  createGatehouse,
+  ipRateLimitGroup,
+  SqlSessionRepository,
+  type RedisConnectionOptions,
+} from 'gatehouse';
 import { gatehouseFastify, nodeRequestView, refusal, refusalForError } from 'gatehouse/fastify';
 
 import type { Config } from '../config.js';
@@ -275,10 +280,15 @@ export async function createService(config: Config, options: CreateServiceOption
       rateLimitRefusals.count({
         policy: refusingPolicy(reply.getHeader('RateLimit')),
         userId,
-        // Only for requests without a user; the address itself never reaches the audit trail.
+        // Only for requests without a user: the address as the limits count it (an IPv6 client by
+        // its /64), keyed, so the address itself never reaches the audit trail.
         ipHash:
           userId === null
-            ? gh.keyRing.identifier('audit.ip', app.gatehouse.clientIp(nodeRequestView(request.raw)), 22)
+            ? gh.keyRing.identifier(
+                'audit.ip',
+                ipRateLimitGroup(app.gatehouse.clientIp(nodeRequestView(request.raw))),
+                22,
+              )
             : null,
         requestId: request.id,
       });

@@ -24,29 +24,12 @@ import { createService } from '../../src/service/app.js';
 import { loadOrCreateDevKeys } from '../../src/service/dev-keys.js';
 import { Client, freshEmail } from '../helpers/client.js';
 import { createTestDatabase, startService } from '../helpers/start-service.js';
+import { runCaptured, type Outcome } from '../helpers/command-outcome.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
-interface Outcome {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function audit(argv: string[], env: Record<string, string | undefined>): Promise<Outcome> {
-  let stdout = '';
-  let stderr = '';
-  const code = await auditCommand(
-    argv,
-    env,
-    (text) => {
-      stdout += text;
-    },
-    (text) => {
-      stderr += text;
-    },
-  );
-  return { code, stdout, stderr };
+function audit(argv: string[], env: Record<string, string | undefined>): Promise<Outcome> {
+  return runCaptured(auditCommand, argv, env);
 }
 
 /** The `gatehouse` program itself, with exactly `env` (plus PATH). */

@@ -21,27 +21,10 @@ import {
   waitFor,
   type Standalone,
 } from '../../../gatehouse/test/harness/topologies.js';
+import { runCaptured, type Outcome } from '../helpers/command-outcome.js';
 
-interface Outcome {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function cli(argv: string[], env: Record<string, string | undefined>): Promise<Outcome> {
-  let stdout = '';
-  let stderr = '';
-  const code = await sessionsCommand(
-    argv,
-    env,
-    (text) => {
-      stdout += text;
-    },
-    (text) => {
-      stderr += text;
-    },
-  );
-  return { code, stdout, stderr };
+function cli(argv: string[], env: Record<string, string | undefined>): Promise<Outcome> {
+  return runCaptured(sessionsCommand, argv, env);
 }
 
 function tempDir(): string {

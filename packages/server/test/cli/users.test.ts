@@ -21,14 +21,9 @@ import { usersCommand } from '../../src/cli/users.js';
 import { Client, freshEmail, readEvents } from '../helpers/client.js';
 import { createTestDatabase, startService } from '../helpers/start-service.js';
 import { assertRefusedWithin, startTwoInstances, via, type TwoInstances } from '../helpers/two-instances.js';
+import { runCaptured, type Outcome } from '../helpers/command-outcome.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-
-interface Outcome {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 /** The `gatehouse` command as a process, with exactly `env` (plus PATH). */
 function gatehouse(args: string[], env: Record<string, string>): Promise<Outcome & { exitedAtMs: number }> {
@@ -48,20 +43,8 @@ function gatehouse(args: string[], env: Record<string, string>): Promise<Outcome
 }
 
 /** The command in this process, its output captured. */
-async function inProcess(argv: string[], env: Record<string, string>): Promise<Outcome> {
-  let stdout = '';
-  let stderr = '';
-  const code = await usersCommand(
-    argv,
-    env,
-    (text) => {
-      stdout += text;
-    },
-    (text) => {
-      stderr += text;
-    },
-  );
-  return { code, stdout, stderr };
+function inProcess(argv: string[], env: Record<string, string>): Promise<Outcome> {
+  return runCaptured(usersCommand, argv, env);
 }
 
 describe('gatehouse users on two running instances', { timeout: 180_000 }, () => {
