@@ -7,7 +7,6 @@
  * the embedded database in use) each get one clear line; no secret is ever printed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +15,6 @@ import { after, before, describe, it } from 'node:test';
 
 import pg from 'pg';
 
-import { TYPESCRIPT_NODE_ARGS } from '../../../gatehouse/test/harness/typescript.js';
 import { auditCommand } from '../../src/cli/audit.js';
 import { loadConfig } from '../../src/config.js';
 import { createServiceLogger } from '../../src/logger.js';
@@ -24,29 +22,10 @@ import { createService } from '../../src/service/app.js';
 import { loadOrCreateDevKeys } from '../../src/service/dev-keys.js';
 import { Client, freshEmail } from '../helpers/client.js';
 import { createTestDatabase, startService } from '../helpers/start-service.js';
-import { runCaptured, type Outcome } from '../helpers/command-outcome.js';
-
-const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+import { runCaptured, runProgram, type Outcome } from '../helpers/command-outcome.js';
 
 function audit(argv: string[], env: Record<string, string | undefined>): Promise<Outcome> {
   return runCaptured(auditCommand, argv, env);
-}
-
-/** The `gatehouse` program itself, with exactly `env` (plus PATH). */
-function gatehouse(args: string[], env: Record<string, string>): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, MAIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
 }
 
 /** Some security events: sign-ups, sign-ins (one failed), a sign-out. */
@@ -168,7 +147,7 @@ describe('gatehouse audit verify on PostgreSQL', { timeout: 120_000 }, () => {
       'gatehouse audit: row 3 does not verify (hash-mismatch): its hash does not match its fields (the row was changed); 2 rows before it verified\n',
     );
     // The program itself, dispatched from main.ts, says the same with the same exit status.
-    const program = await gatehouse(['audit', 'verify'], env);
+    const program = await runProgram(['audit', 'verify'], env);
     assert.equal(program.code, 1, program.stderr);
     assert.match(program.stderr, /^gatehouse audit: row 3 does not verify \(hash-mismatch\)/);
     assertNoSecret(tampered, [secret]);
@@ -176,7 +155,7 @@ describe('gatehouse audit verify on PostgreSQL', { timeout: 120_000 }, () => {
   });
 
   it('answers usage and what it cannot do with exit status 2 and one line', async () => {
-    const help = await gatehouse(['--help'], {});
+    const help = await runProgram(['--help'], {});
     assert.equal(help.code, 0);
     assert.match(help.stdout, /^ {2}audit verify {7}check the whole audit chain/m);
     const verifyHelp = await audit(['verify', '--help'], {});

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,31 +16,8 @@ import {
   uniquePrefix,
   type Standalone,
 } from '../../../gatehouse/test/harness/topologies.js';
+import { runProgram } from '../helpers/command-outcome.js';
 import { spawnService } from '../helpers/service-process.js';
-import { TYPESCRIPT_NODE_ARGS } from '../../../gatehouse/test/harness/typescript.js';
-
-const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-
-/** Runs the CLI with exactly `env` (plus PATH), never the test process's own environment. */
-function run(
-  args: string[],
-  env: Record<string, string> = {},
-  nodeArgs: readonly string[] = [],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, ...nodeArgs, MAIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
 
 function serve(env: Record<string, string>) {
   return spawnService(env);
@@ -78,7 +54,7 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
   });
 
   it('serve refuses bad configuration, naming each variable, value and expectation', async () => {
-    const { code, stderr, stdout } = await run(['serve'], {
+    const { code, stderr, stdout } = await runProgram(['serve'], {
       SESSION_IDLE_TIMEOUT: '30x',
       PORT: 'eighty',
       SECRET_KEYS: 'tooshort',
@@ -98,7 +74,7 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
   });
 
   it('serve refuses production without its guards', async () => {
-    const { code, stdout } = await run(['serve'], { NODE_ENV: 'production' });
+    const { code, stdout } = await runProgram(['serve'], { NODE_ENV: 'production' });
     assert.equal(code, 1);
     const message = String(logRecords(stdout)[0]?.msg);
     assert.match(message, /SECRET_KEYS=\(unset\): required when NODE_ENV=production/);
@@ -186,7 +162,7 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
       ]) {
         const log = join(dir, `${args[0] ?? ''}.log`);
         // No DATABASE_URL, no SECRET_KEYS, no DATA_DIR: nothing but a Redis address.
-        const { code, stderr } = await run(args, { MODULE_LOG: log }, ['--import', recorder]);
+        const { code, stderr } = await runProgram(args, { MODULE_LOG: log }, ['--import', recorder]);
         assert.ok(code === 0 || code === 1, `${args.join(' ')} ran (exit ${String(code)}): ${stderr}`);
         const loaded = readFileSync(log, 'utf8').split('\n');
         if (args[0] === 'doctor') assert.ok(loaded.some((url) => url.includes('/@redis/client/')));
@@ -203,16 +179,16 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
   });
 
   it('acl-rule prints the least-privilege rule for a prefix', async () => {
-    const { code, stdout } = await run(['acl-rule', '--prefix', 'myapp']);
+    const { code, stdout } = await runProgram(['acl-rule', '--prefix', 'myapp']);
     assert.equal(code, 0);
     assert.match(stdout, /^resetkeys ~myapp:\* resetchannels &myapp:\* -@all .*\+evalsha/);
   });
 
   it('refuses a prefix that would widen the ACL rule, and unknown flags, without a stack trace', async () => {
-    const wide = await run(['acl-rule', '--prefix', '*']);
+    const wide = await runProgram(['acl-rule', '--prefix', '*']);
     assert.equal(wide.code, 1);
     assert.match(wide.stderr, /--prefix must be/);
-    const flag = await run(['serve', '--verbose']);
+    const flag = await runProgram(['serve', '--verbose']);
     assert.equal(flag.code, 1);
     assert.match(flag.stderr, /Unknown option '--verbose'/);
     assert.doesNotMatch(flag.stderr, /\n\s+at /);
@@ -253,21 +229,21 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
         SECRET_KEYS: secretKeys,
         SESSION_DURABLE: 'false',
       };
-      const listed = await run(['sessions', 'list', '--user', userId], env);
+      const listed = await runProgram(['sessions', 'list', '--user', userId], env);
       assert.equal(listed.code, 0, listed.stderr);
       assert.ok(
         listed.stdout.includes(first.session.handle) && listed.stdout.includes(second.session.handle),
       );
       assert.ok(!listed.stdout.includes(first.token), 'never a token');
-      const revoked = await run(['sessions', 'revoke', first.session.handle], env);
+      const revoked = await runProgram(['sessions', 'revoke', first.session.handle], env);
       assert.equal(revoked.code, 0, revoked.stderr);
       assert.equal(await gh.sessions.validate(first.token), null);
       assert.ok(await gh.sessions.validate(second.token));
-      const all = await run(['sessions', 'revoke-all', '--user', userId], env);
+      const all = await runProgram(['sessions', 'revoke-all', '--user', userId], env);
       assert.equal(all.code, 0, all.stderr);
       assert.match(all.stdout, /1/);
       assert.equal(await gh.sessions.validate(second.token), null);
-      const help = await run(['sessions', '--help']);
+      const help = await runProgram(['sessions', '--help']);
       assert.equal(help.code, 0);
       assert.match(help.stdout, /revoke-all --user/);
     } finally {
@@ -276,7 +252,7 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
   });
 
   it('doctor audits a Redis from the command line: a default, unprotected server fails', async () => {
-    const report = await run([
+    const report = await runProgram([
       'doctor',
       '--redis-url',
       `redis://127.0.0.1:${String(redis.server.port)}`,
@@ -287,19 +263,19 @@ describe('gatehouse CLI', { timeout: 180_000 }, () => {
     const status = new Map(parsed.checks.map((check) => [check.id, check.status]));
     assert.equal(status.get('anonymous-access'), 'fail');
     assert.equal(status.get('default-user'), 'fail');
-    const human = await run(['doctor'], { REDIS_ADDR: `127.0.0.1:${String(redis.server.port)}` });
+    const human = await runProgram(['doctor'], { REDIS_ADDR: `127.0.0.1:${String(redis.server.port)}` });
     assert.equal(human.code, 1);
     assert.match(human.stdout, /FAIL\s+anonymous-access/);
-    const help = await run(['doctor', '--help']);
+    const help = await runProgram(['doctor', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--redis-url/);
   });
 
   it('answers --help and refuses unknown commands', async () => {
-    const help = await run(['--help']);
+    const help = await runProgram(['--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Usage: gatehouse <command>/);
-    const unknown = await run(['launch']);
+    const unknown = await runProgram(['launch']);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /unknown command "launch"/);
   });

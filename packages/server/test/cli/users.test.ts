@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,31 +15,11 @@ import { after, before, describe, it } from 'node:test';
 
 import pg from 'pg';
 
-import { TYPESCRIPT_NODE_ARGS } from '../../../gatehouse/test/harness/typescript.js';
 import { usersCommand } from '../../src/cli/users.js';
 import { Client, freshEmail, readEvents } from '../helpers/client.js';
 import { createTestDatabase, startService } from '../helpers/start-service.js';
 import { assertRefusedWithin, startTwoInstances, via, type TwoInstances } from '../helpers/two-instances.js';
-import { runCaptured, type Outcome } from '../helpers/command-outcome.js';
-
-const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-
-/** The `gatehouse` command as a process, with exactly `env` (plus PATH). */
-function gatehouse(args: string[], env: Record<string, string>): Promise<Outcome & { exitedAtMs: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, MAIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      resolve({ code: code ?? -1, stdout, stderr, exitedAtMs: Date.now() });
-    });
-  });
-}
+import { runCaptured, runProgram, type Outcome } from '../helpers/command-outcome.js';
 
 /** The command in this process, its output captured. */
 function inProcess(argv: string[], env: Record<string, string>): Promise<Outcome> {
@@ -73,7 +52,7 @@ describe('gatehouse users on two running instances', { timeout: 180_000 }, () =>
       `${fleet.b.base}/api/v1/events`,
       { authorization: `Bearer ${String(user.sessionToken)}`, 'x-forwarded-for': user.ip },
       async () => {
-        granted = await gatehouse(['users', 'grant-role', email.toUpperCase(), 'admin'], fleet.env);
+        granted = await runProgram(['users', 'grant-role', email.toUpperCase(), 'admin'], fleet.env);
       },
       20_000,
     );
@@ -96,13 +75,13 @@ describe('gatehouse users on two running instances', { timeout: 180_000 }, () =>
     assert.match(page.text, /gatehouse operations/);
 
     // Granting what is held already changes nothing, and says so: the session lives on.
-    const noop = await gatehouse(['users', 'grant-role', email, 'admin'], fleet.env);
+    const noop = await runProgram(['users', 'grant-role', email, 'admin'], fleet.env);
     assert.equal(noop.code, 0, noop.stderr);
     assert.match(noop.stdout, /already holds admin: nothing changed/);
     assert.equal((await again.get('/api/v1/me')).status, 200);
 
     // Revoking takes it away likewise.
-    const revoked = await gatehouse(['users', 'revoke-role', email, 'admin'], fleet.env);
+    const revoked = await runProgram(['users', 'revoke-role', email, 'admin'], fleet.env);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.match(revoked.stdout, /^revoked admin from user .* \(roles now: owner, member\); ended 1 session/);
     await assertRefusedWithin(via(again, fleet.a), revoked.exitedAtMs);
@@ -110,7 +89,7 @@ describe('gatehouse users on two running instances', { timeout: 180_000 }, () =>
     await after.signIn(email);
     assert.deepEqual(after.user?.roles, ['owner', 'member']);
     assert.equal((await via(after, fleet.b).get('/admin')).status, 403);
-    const notHeld = await gatehouse(['users', 'revoke-role', email, 'admin'], fleet.env);
+    const notHeld = await runProgram(['users', 'revoke-role', email, 'admin'], fleet.env);
     assert.equal(notHeld.code, 0);
     assert.match(notHeld.stdout, /does not hold admin: nothing changed/);
 
@@ -126,7 +105,7 @@ describe('gatehouse users on two running instances', { timeout: 180_000 }, () =>
   });
 
   it('refuses an unknown email (1), another role (2) and a database the service has not migrated (2)', async () => {
-    const unknown = await gatehouse(['users', 'grant-role', freshEmail(), 'admin'], fleet.env);
+    const unknown = await runProgram(['users', 'grant-role', freshEmail(), 'admin'], fleet.env);
     assert.equal(unknown.code, 1);
     assert.equal(unknown.stderr, 'gatehouse users: no account has that email\n');
     for (const role of ['owner', 'member', 'root']) {
@@ -209,7 +188,7 @@ describe('gatehouse serve and --help', { timeout: 60_000 }, () => {
   it('serve refuses ADMIN_EMAILS, naming the command that grants roles and not the emails', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'gh-cli-admin-emails-'));
     try {
-      const { code, stdout } = await gatehouse(['serve'], {
+      const { code, stdout } = await runProgram(['serve'], {
         DATA_DIR: dataDir,
         ADMIN_EMAILS: 'first.signup@clinic.example',
       });
@@ -223,10 +202,10 @@ describe('gatehouse serve and --help', { timeout: 60_000 }, () => {
   });
 
   it('lists the users command in --help, and explains it in its own --help', async () => {
-    const help = await gatehouse(['--help'], {});
+    const help = await runProgram(['--help'], {});
     assert.equal(help.code, 0);
     assert.match(help.stdout, /users grant-role EMAIL admin, users revoke-role EMAIL admin/);
-    const own = await gatehouse(['users', '--help'], {});
+    const own = await runProgram(['users', '--help'], {});
     assert.equal(own.code, 0);
     assert.match(own.stdout, /grant-role <email> admin/);
     assert.match(own.stdout, /owner\s+and member are organization roles/);

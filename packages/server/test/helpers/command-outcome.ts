@@ -1,4 +1,12 @@
-/** Runs a `gatehouse` command in this process with its output and messages captured. */
+/**
+ * Runs a `gatehouse` command with its output and messages captured: in this process
+ * (`runCaptured`), or as the program itself (`runProgram`).
+ */
+import { spawn } from 'node:child_process';
+
+import { TYPESCRIPT_NODE_ARGS } from '../../../gatehouse/test/harness/typescript.js';
+
+const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
 export interface Outcome {
   readonly code: number;
@@ -32,4 +40,28 @@ export async function runCaptured(
     },
   );
   return { code, stdout, stderr };
+}
+
+/**
+ * The `gatehouse` program as a process, with exactly `env` (plus PATH), never the test process's
+ * own environment; `nodeArgs` go to Node before the program. Resolves when it exits.
+ */
+export function runProgram(
+  args: string[],
+  env: Record<string, string> = {},
+  nodeArgs: readonly string[] = [],
+): Promise<Outcome & { readonly exitedAtMs: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, ...nodeArgs, MAIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      resolve({ code: code ?? -1, stdout, stderr, exitedAtMs: Date.now() });
+    });
+  });
 }

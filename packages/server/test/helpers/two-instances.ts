@@ -52,7 +52,7 @@ export async function startTwoInstances(): Promise<TwoInstances> {
 }
 
 /** The same client's credentials (and address), sent to another instance. */
-export function via(client: Client, on: RunningService): Client {
+export function via(client: Client, on: { readonly base: string }): Client {
   const other = new Client(on.base);
   Object.assign(other, {
     cookie: client.cookie,

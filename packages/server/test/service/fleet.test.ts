@@ -25,6 +25,7 @@ import {
 import { Client, freshEmail, readEvents } from '../helpers/client.js';
 import { spawnService, type ServiceProcess } from '../helpers/service-process.js';
 import { createTestDatabase } from '../helpers/start-service.js';
+import { via } from '../helpers/two-instances.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -95,21 +96,6 @@ describe('two service processes on one Redis and one PostgreSQL', { timeout: 240
     await client.signIn(email);
     secrets.push(email, String(client.sessionToken), String(client.accessToken), String(client.csrfToken));
     return client;
-  }
-
-  /** The same client's credentials, sent to another instance. */
-  function via(client: Client, on: ServiceProcess): Client {
-    const other = new Client(on.base);
-    Object.assign(other, {
-      cookie: client.cookie,
-      csrfToken: client.csrfToken,
-      sessionToken: client.sessionToken,
-      accessToken: client.accessToken,
-      sessionId: client.sessionId,
-      user: client.user,
-    });
-    Object.defineProperty(other, 'ip', { value: client.ip });
-    return other;
   }
 
   it('accepts a session made on one instance on the other, by cookie, session token and access token', async () => {
