@@ -13,6 +13,22 @@ import { MemoryStore } from '../../src/store/memory/store.js';
 import type { Store } from '../../src/store/store.js';
 import type { SessionFixture } from './sessions.js';
 
+/** `store`, counting its `checkRateLimits` calls (checks and peeks alike). */
+function countingRateLimitCalls<T extends object>(store: T): { store: T; calls: () => number } {
+  let calls = 0;
+  const counted = new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]): unknown => {
+        if (property === 'checkRateLimits') calls++;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { store: counted, calls: () => calls };
+}
+
 export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture>): void {
   describe(`rate limits: ${name}`, () => {
     let fixture: SessionFixture;
@@ -170,29 +186,19 @@ export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture
     });
 
     it('answers a refused subject from memory until its retry time, without a store call', async () => {
-      let storeCalls = 0;
-      const counting = new Proxy(store, {
-        get(target, property, receiver) {
-          const value: unknown = Reflect.get(target, property, receiver);
-          if (typeof value !== 'function') return value;
-          return (...args: unknown[]): unknown => {
-            if (property === 'checkRateLimits') storeCalls++;
-            return (value as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        },
-      });
-      const limits = new RateLimits(counting, keyRing, { policies: { auth: '5/1m+2' } });
+      const counting = countingRateLimitCalls(store);
+      const limits = new RateLimits(counting.store, keyRing, { policies: { auth: '5/1m+2' } });
       const ip = subject('blocked');
       for (let i = 0; i < 8; i++) await limits.check({ auth: ip });
-      assert.equal(storeCalls, 8);
+      assert.equal(counting.calls(), 8);
       for (let i = 0; i < 20; i++) {
         const decision = await limits.check({ auth: ip });
         assert.equal(decision.allowed, false);
         assert.ok(decision.retryAfterMs > 11_000);
       }
-      assert.equal(storeCalls, 8, 'repeat refusals came from memory');
+      assert.equal(counting.calls(), 8, 'repeat refusals came from memory');
       assert.equal((await limits.check({ auth: subject('other') })).allowed, true, 'others still asked');
-      assert.equal(storeCalls, 9);
+      assert.equal(counting.calls(), 9);
     });
 
     it('while the store is down: closed policies refuse, open ones use the local limiter, marked degraded', async () => {
@@ -288,35 +294,25 @@ export function rateLimitSuite(name: string, setup: () => Promise<SessionFixture
     });
 
     it('remembers a refused peek like a refused check, and tells it without a store call', async () => {
-      let storeCalls = 0;
-      const counting = new Proxy(store, {
-        get(target, property, receiver) {
-          const value: unknown = Reflect.get(target, property, receiver);
-          if (typeof value !== 'function') return value;
-          return (...args: unknown[]): unknown => {
-            if (property === 'checkRateLimits') storeCalls++;
-            return (value as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        },
-      });
-      const limits = new RateLimits(counting, keyRing, { policies: { account: '2/15m' } });
+      const counting = countingRateLimitCalls(store);
+      const limits = new RateLimits(counting.store, keyRing, { policies: { account: '2/15m' } });
       const account = subject('account');
       assert.equal(limits.recentRefusal('account', account), null);
       for (let i = 0; i < 2; i++) assert.equal((await limits.check({ account })).allowed, true);
       assert.equal(limits.recentRefusal('account', account), null, 'spent, but not refused yet');
-      assert.equal(storeCalls, 2);
+      assert.equal(counting.calls(), 2);
       const refused = await limits.peek({ account });
       assert.equal(refused.allowed, false);
-      assert.equal(storeCalls, 3);
+      assert.equal(counting.calls(), 3);
       const remembered = limits.recentRefusal('account', account);
       assert.ok(remembered && !remembered.allowed && remembered.retryAfterMs > 400_000);
       for (let i = 0; i < 10; i++) {
         assert.equal((await limits.peek({ account })).allowed, false);
         assert.equal((await limits.check({ account })).allowed, false);
       }
-      assert.equal(storeCalls, 3, 'repeat peeks and checks came from memory');
+      assert.equal(counting.calls(), 3, 'repeat peeks and checks came from memory');
       assert.equal(limits.recentRefusal('account', subject('never-seen')), null);
-      assert.equal(storeCalls, 3, 'recentRefusal never asks the store');
+      assert.equal(counting.calls(), 3, 'recentRefusal never asks the store');
       assert.throws(() => limits.recentRefusal('nope', account), TypeError);
     });
 
